@@ -1,0 +1,56 @@
+"""Training-split statistics: label prevalence, loss weights, pixel normalisation."""
+import numpy as np
+
+from chestxray.images import read_gray
+from chestxray.labels import FINDINGS
+
+
+def positive_frequency(labels):
+    """Share of images positive for each class.
+
+    labels : array-like of shape (n, 14), 0/1. Returns float64 array of shape (14,).
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.ndim != 2 or labels.shape[0] == 0:
+        raise ValueError(f"need a non-empty (n, {len(FINDINGS)}) label matrix, got {labels.shape}")
+    return labels.mean(axis=0)
+
+
+def class_weights(freq_pos):
+    """Per-class loss weights that balance positives against negatives.
+
+    With ``w_pos = freq_neg`` and ``w_neg = freq_pos`` each class's positive and
+    negative examples contribute equally to the loss (``freq_pos * w_pos ==
+    freq_neg * w_neg``). Returns ``(w_pos, w_neg)``, float64 arrays of shape (14,).
+    """
+    freq_pos = np.asarray(freq_pos, dtype=np.float64)
+    return 1.0 - freq_pos, freq_pos
+
+
+def pixel_statistics(paths, image_size, max_images, seed):
+    """Mean and standard deviation of pixel values (0..255) over training images.
+
+    Reads at most ``max_images`` of ``paths`` (a seeded random sample), each
+    resized to ``image_size``. Returns ``(mean, std)`` as floats.
+    """
+    paths = list(paths)
+    rng = np.random.default_rng(seed)
+    if len(paths) > max_images:
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), max_images, replace=False))]
+    pixels = np.stack([read_gray(path, image_size) for path in paths]).astype(np.float64)
+    return float(pixels.mean()), float(pixels.std())
+
+
+def training_statistics(labels, paths, image_size, max_images, seed):
+    """All statistics the training stage needs, as a JSON-ready dict."""
+    freq_pos = positive_frequency(labels)
+    w_pos, w_neg = class_weights(freq_pos)
+    mean, std = pixel_statistics(paths, image_size, max_images, seed)
+    return {
+        "images": int(len(labels)),
+        "pixel_mean": round(mean, 4),
+        "pixel_std": round(std, 4),
+        "positive_frequency": dict(zip(FINDINGS, np.round(freq_pos, 6).tolist())),
+        "pos_weights": dict(zip(FINDINGS, np.round(w_pos, 6).tolist())),
+        "neg_weights": dict(zip(FINDINGS, np.round(w_neg, 6).tolist())),
+    }

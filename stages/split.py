@@ -1,0 +1,58 @@
+"""split: patient-level train/val/test split with a hard leakage gate."""
+from pathlib import Path
+
+import pandas as pd
+
+from chestxray import nih_layout
+from chestxray.atomic import atomic_write
+from chestxray.params import ParamsError, load_params
+from chestxray.split import (
+    SPLITS, check_no_leakage, split_official, split_patients, split_positive_patients,
+    split_prevalence,
+)
+from chestxray.stage import run_stage
+from chestxray.tracking import stage_live
+
+DATASET_DIR = Path("outputs/dataset")
+SPLIT_FILE = Path("outputs/split.csv")
+OFFICIAL_TEST_LIST = DATASET_DIR / "test_list.txt"
+
+
+def main():
+    params = load_params("split")["split"]
+    labels = nih_layout.read_dataset(DATASET_DIR)
+    common = dict(seed=params["seed"], min_positive_patients=params["min_positive_patients"])
+    if params["strategy"] == "official":
+        if not OFFICIAL_TEST_LIST.exists():
+            raise ParamsError(f"split.strategy = 'official' needs {OFFICIAL_TEST_LIST}, which "
+                              "this source does not provide; use split.strategy: random")
+        splits = split_official(labels, OFFICIAL_TEST_LIST.read_text().split(),
+                                params["val_fraction"], **common)
+    else:
+        splits = split_patients(labels, params["test_fraction"], params["val_fraction"], **common)
+    check_no_leakage(labels["Patient ID"], splits)
+
+    table = pd.DataFrame({"Image Index": labels["Image Index"],
+                          "Patient ID": labels["Patient ID"], "split": splits})
+    with atomic_write(SPLIT_FILE, "w") as handle:
+        table.to_csv(handle, index=False, lineterminator="\n")
+
+    prevalence = split_prevalence(labels, splits)
+    positives = split_positive_patients(labels, splits)
+    with stage_live("metrics/split") as live:
+        for name in SPLITS:
+            in_split = table[table["split"] == name]
+            live.log_metric(f"{name}/images", len(in_split), plot=False)
+            live.log_metric(f"{name}/patients", in_split["Patient ID"].nunique(), plot=False)
+            live.log_metric(f"{name}/min_positive_patients", int(positives[name].min()), plot=False)
+            rows = [{"finding": finding, "prevalence": round(float(value), 5)}
+                    for finding, value in prevalence[name].items()]
+            live.log_plot(f"prevalence_{name}", rows, x="prevalence", y="finding",
+                          template="bar_horizontal", title=f"Label prevalence ({name})")
+    counts = ", ".join(f"{(splits == name).sum()} {name}" for name in SPLITS)
+    print(f"split {len(table)} images of {table['Patient ID'].nunique()} patients into "
+          f"{counts} (no shared patients) -> {SPLIT_FILE}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
