@@ -1,4 +1,5 @@
 """download: acquire a dataset in NIH ChestX-ray14 layout (source chosen in params)."""
+import logging
 from pathlib import Path
 
 from chestxray.params import load_params
@@ -10,6 +11,7 @@ DATASET_DIR = Path("outputs/dataset")
 
 
 def main():
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params("download")
     print(acquire(params["download"], DATASET_DIR, DATA_DIR))
 

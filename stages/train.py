@@ -27,7 +27,8 @@ def main():
     train = split_dataset(select_split(labels, split_table, "train"), stats, params, training=True)
     val = split_dataset(select_split(labels, split_table, "val"), stats, params, training=False)
 
-    model = compile_model(build_model(params["image_size"], params["weights"]), stats, params["lr"])
+    model = compile_model(build_model(params["image_size"], params["weights"],
+                                          params["batchnorm_momentum"]), stats, params["lr"])
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     staging = MODEL_FILE.with_name(".training.keras")
     with stage_live("metrics/train") as live:

@@ -45,3 +45,14 @@ def overlay(gray, heatmap, alpha=0.4, colormap="jet"):
     colours = matplotlib.colormaps[colormap](heatmap)[..., :3]
     base = np.repeat(gray[..., None] / 255.0, 3, axis=-1)
     return np.round(255 * ((1 - alpha) * base + alpha * colours)).astype(np.uint8)
+
+
+def draw_box(rgb, box, colour=(0, 255, 0)):
+    """Outline ``box`` = (x, y, w, h) in pixel coordinates on an RGB uint8 array, in place."""
+    height, width = rgb.shape[:2]
+    x0, y0, w, h = box
+    left, top = int(np.clip(x0, 0, width - 1)), int(np.clip(y0, 0, height - 1))
+    right, bottom = int(np.clip(x0 + w, 0, width - 1)), int(np.clip(y0 + h, 0, height - 1))
+    rgb[top, left:right + 1] = rgb[bottom, left:right + 1] = colour
+    rgb[top:bottom + 1, left] = rgb[top:bottom + 1, right] = colour
+    return rgb

@@ -26,12 +26,15 @@ def resolve_weights(weights):
     return str(path)
 
 
-def build_model(image_size, weights="none"):
+def build_model(image_size, weights="none", batchnorm_momentum=0.99):
     """DenseNet121 (include_top=False) + global average pooling + Dense(14, sigmoid).
 
     The model takes gray images of shape (batch, image_size, image_size, 1),
     already normalised, and returns float32 probabilities of shape (batch, 14).
     Gray input is repeated to three channels so ImageNet weights apply.
+    ``batchnorm_momentum`` below Keras' 0.99 lets the moving statistics keep up
+    with weights that change fast (training from scratch, few steps); otherwise
+    inference-mode batch norm lags and validation scores collapse.
     """
     inputs = keras.Input((image_size, image_size, 1), name="image")
     rgb = keras.layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
@@ -47,6 +50,9 @@ def build_model(image_size, weights="none"):
             "train.weights: ImageNet weights could not be downloaded (offline?). Either copy "
             f"{IMAGENET_WEIGHTS_FILE} into ~/.keras/models/, set train.weights to the path "
             "of that file, or set train.weights: none to train from scratch") from error
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = batchnorm_momentum
     features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
     outputs = keras.layers.Dense(len(FINDINGS), activation="sigmoid", dtype="float32",
                                  name="predictions")(features)

@@ -80,6 +80,7 @@ SCHEMA = {
         "epochs": _integer(1, 10_000),
         "batch_size": _integer(1, 65_536),
         "lr": _number(0, 10, low_open=True),
+        "batchnorm_momentum": _number(0, 1),
         "seed": _integer(0),
         "augment_flip": _boolean,
         "augment_rotation": _number(0, 0.5),

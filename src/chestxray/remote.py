@@ -116,7 +116,8 @@ def _fetch_once(url, part, allow_http, expected_size, desc):
                 return total  # the previous run received every byte before stopping
             part.unlink()  # the .part does not match the remote file: start over
             return _fetch_once(url, part, allow_http, expected_size, desc)
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}", status=error.code) from error
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}",
+                            status=error.code) from error
     with response:
         start, body_bytes, total = _plan(response, offset)
         if start == 0 and offset:

@@ -1,0 +1,400 @@
+"""The nih, url and local sources: layout, validation under stop/skip, real data."""
+import gzip
+import io
+import logging
+import shutil
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from chestxray.archives import ArchiveError
+from chestxray.nih_layout import (
+    BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, images_dir, read_box_table, read_dataset,
+    read_label_table,
+)
+from chestxray.params import ParamsError
+from chestxray.remote import DownloadError
+from chestxray.sources import InvalidDatasetError, acquire, invalid_rows
+from http_server import FileServer
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OFFICIAL_TABLE = SHARED_DATA / "nih-metadata" / "Data_Entry_2017_v2020.csv.gz"
+OFFICIAL_BOXES = SHARED_DATA / "nih-metadata" / "BBox_List_2017.csv.gz"
+SAMPLE_64 = SHARED_DATA / "nih-sample-64"
+BOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
+
+
+def png_bytes(value=0):
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def row(name, findings="No Finding", patient=1):
+    return {"Image Index": name, "Finding Labels": findings, "Follow-up #": 0,
+            "Patient ID": patient, "Patient Age": 50, "Patient Gender": "F",
+            "View Position": "PA", "OriginalImage[Width": 2048, "Height]": 2048,
+            "OriginalImagePixelSpacing[x": 0.143, "y]": 0.143}
+
+
+NAMES = ["00000001_000.png", "00000002_000.png", "00000003_000.png"]
+
+
+def table_csv(rows):
+    """CSV text of ``rows`` (dicts); columns as in the first row, in its order."""
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def make_local(folder, rows=None, images=NAMES):
+    """An NIH-layout folder: label table of ``rows`` and one tiny PNG per name in ``images``."""
+    rows = rows if rows is not None else [row(name, patient=i + 1) for i, name in enumerate(NAMES)]
+    (folder / IMAGES).mkdir(parents=True)
+    (folder / LABEL_TABLE).write_text(table_csv(rows))
+    for value, name in enumerate(images):
+        (folder / IMAGES / name).write_bytes(png_bytes(value))
+    return folder
+
+
+def local_params(folder, on_invalid="stop"):
+    return {"source": "local", "local_dir": str(folder), "on_invalid": on_invalid}
+
+
+def snapshot(folder):
+    return {path.relative_to(folder): path.read_bytes()
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def test_local_source_references_images_in_place(tmp_path):
+    source = make_local(tmp_path / "source")
+    (source / BOX_TABLE).write_text(BOX_HEADER + f"{NAMES[0]},Infiltrate,1,2,3,4\n")
+    (source / "test_list.txt").write_text(f"{NAMES[2]}\n")
+    before = snapshot(source)
+    summary = acquire(local_params(source), tmp_path / "out", tmp_path / "data")
+    out = tmp_path / "out"
+    assert sorted(path.name for path in out.iterdir()) == [BOX_TABLE, LABEL_TABLE, IMAGES_POINTER,
+                                                            "test_list.txt"]
+    assert images_dir(out) == (source / IMAGES).resolve()
+    expected_paths = [str((source / IMAGES / name).resolve()) for name in NAMES]
+    assert read_dataset(out)["path"].tolist() == expected_paths
+    assert read_box_table(out / BOX_TABLE)["Finding Label"].tolist() == ["Infiltration"]
+    assert snapshot(source) == before
+    assert summary.startswith("local: 3 images of 3 patients")
+
+
+def drop_view_position(rows, folder):
+    return [{key: value for key, value in r.items() if key != "View Position"} for r in rows]
+
+
+def set_cell(index, column, value):
+    def edit(rows, folder):
+        rows[index] = dict(rows[index], **{column: value})
+        return rows
+    return edit
+
+
+def add_duplicate(rows, folder):
+    return rows + [dict(rows[0], **{"Patient ID": 9})]
+
+
+def delete_image(rows, folder):
+    (folder / IMAGES / NAMES[1]).unlink()
+    return rows
+
+
+def add_image(rows, folder):
+    (folder / IMAGES / "00000009_000.png").write_bytes(png_bytes())
+    return rows
+
+
+def empty_image(rows, folder):
+    (folder / IMAGES / NAMES[0]).write_bytes(b"")
+    return rows
+
+
+BAD_TABLES = {
+    # case: (edit of the rows and images, stop message, indices of NAMES kept by skip)
+    "missing column": (drop_view_position, r"missing columns \['View Position'\]", None),
+    "unknown finding": (set_cell(1, "Finding Labels", "Mass|Flu"), "unknown finding 'Flu' in row 1",
+                        [0, 2]),
+    "empty findings": (set_cell(2, "Finding Labels", " "), "empty 'Finding Labels' in row 2",
+                       [0, 1]),
+    "duplicate index": (add_duplicate, "duplicate Image Index '00000001_000.png'", [1, 2]),
+    "non-numeric patient": (set_cell(0, "Patient ID", "P1"), "non-numeric Patient ID 'P1'", [1, 2]),
+    "row without image": (delete_image, "1 rows name images missing from .*'00000002_000.png'",
+                          [0, 2]),
+    "image without row": (add_image, "1 images have no row in .*'00000009_000.png'", [0, 1, 2]),
+    "unreadable image": (empty_image, "00000001_000.png: not a readable PNG", [1, 2]),
+}
+
+
+def make_bad_local(tmp_path, case):
+    folder = make_local(tmp_path / "source")
+    rows = [row(name, patient=i + 1) for i, name in enumerate(NAMES)]
+    (folder / LABEL_TABLE).write_text(table_csv(BAD_TABLES[case][0](rows, folder)))
+    return folder
+
+
+@pytest.mark.parametrize("case", BAD_TABLES)
+def test_bad_table_stops_with_one_clear_error(case, tmp_path):
+    folder = make_bad_local(tmp_path, case)
+    before = snapshot(folder)
+    with pytest.raises(InvalidDatasetError, match=BAD_TABLES[case][1]) as caught:
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("case", BAD_TABLES)
+def test_bad_table_skip_leaves_out_bad_rows_and_logs(case, tmp_path, caplog):
+    folder = make_bad_local(tmp_path, case)
+    before = snapshot(folder)
+    kept = BAD_TABLES[case][2]
+    params = local_params(folder, on_invalid="skip")
+    if kept is None:  # without the column no row can be judged: still an error
+        with pytest.raises(InvalidDatasetError, match="missing columns"):
+            acquire(params, tmp_path / "out", tmp_path / "data")
+        return
+    with caplog.at_level(logging.WARNING, logger="chestxray.sources"):
+        acquire(params, tmp_path / "out", tmp_path / "data")
+    table = read_label_table(tmp_path / "out" / LABEL_TABLE)
+    assert table["Image Index"].tolist() == [NAMES[i] for i in kept]
+    assert table["Patient ID"].dtype == "int64"
+    assert snapshot(folder) == before  # nothing of the user's is deleted
+    assert any("skipping" in message for message in caplog.messages)
+    if case != "image without row":  # an image whose row was skipped is not reported twice
+        assert not any("have no row" in message for message in caplog.messages)
+
+
+def test_skip_drops_boxes_and_list_entries_of_skipped_rows(tmp_path):
+    folder = make_local(tmp_path / "source")
+    (folder / IMAGES / NAMES[1]).unlink()
+    (folder / BOX_TABLE).write_text(
+        BOX_HEADER + f"{NAMES[0]},Mass,1,2,3,4\n{NAMES[1]},Mass,1,2,3,4\n")
+    (folder / "train_val_list.txt").write_text("".join(f"{name}\n" for name in NAMES))
+    acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")
+    assert read_box_table(tmp_path / "out" / BOX_TABLE)["Image Index"].tolist() == [NAMES[0]]
+    assert (tmp_path / "out" / "train_val_list.txt").read_text().split() == [NAMES[0], NAMES[2]]
+
+
+def test_local_with_several_image_folders_is_refused(tmp_path):
+    folder = make_local(tmp_path / "source")
+    (folder / IMAGES).rename(tmp_path / "moved")
+    for number in (1, 2):
+        (folder / f"images_00{number}" / IMAGES).mkdir(parents=True)
+    with pytest.raises(InvalidDatasetError, match="2 image folders; .* exactly one"):
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+
+
+def test_local_folder_inside_output_is_refused(tmp_path):
+    folder = make_local(tmp_path / "out" / "source")
+    with pytest.raises(ParamsError, match="inside the output folder"):
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    assert (folder / IMAGES / NAMES[0]).exists()
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"source": "kaggle"}, "download.source = 'kaggle' must be one of"),
+    ({"source": "local", "local_dir": ""}, "download.local_dir must name"),
+    ({"source": "local", "local_dir": "x", "on_invalid": "ignore"}, "on_invalid = 'ignore'"),
+    ({"source": "url", "url": ""}, "download.url must be"),
+    ({"source": "nih", "limit_archives": -1}, "limit_archives = -1"),
+    ({"source": "nih", "nih_urls": {"notes.pdf": "https://x/notes.pdf"}}, "file name 'notes.pdf'"),
+])
+def test_bad_params_are_refused(params, message, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / LABEL_TABLE).write_text(table_csv([row(NAMES[0])]))
+    (tmp_path / "x" / IMAGES).mkdir()
+    with pytest.raises(ParamsError, match=message):
+        acquire({**params, "cache_dir": str(tmp_path / "cache")}, tmp_path / "out", tmp_path)
+
+
+# --- url ---------------------------------------------------------------------------
+
+def tar_gz(members):
+    """Bytes of a .tar.gz holding ``{name: bytes}``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def url_params(server, tmp_path, on_invalid="stop", allow_http=True):
+    return {"source": "url", "url": server.url("/set.tar.gz"), "allow_http": allow_http,
+            "on_invalid": on_invalid, "cache_dir": str(tmp_path / "cache")}
+
+
+def nested_archive(extra=None):
+    rows = [row(name, patient=i + 1) for i, name in enumerate(NAMES)]
+    return tar_gz({"nih/" + LABEL_TABLE: table_csv(rows).encode(),
+                   "nih/images_001/images/" + NAMES[0]: png_bytes(1),
+                   "nih/images_002/images/" + NAMES[1]: png_bytes(2),
+                   "nih/images_002/images/" + NAMES[2]: png_bytes(3),
+                   "nih/test_list.txt": f"{NAMES[1]}\n".encode(), **(extra or {})})
+
+
+def test_url_source_unpacks_nested_layout_into_images(tmp_path):
+    with FileServer({"/set.tar.gz": nested_archive()}) as server:
+        summary = acquire(url_params(server, tmp_path), tmp_path / "out", tmp_path)
+    out = tmp_path / "out"
+    assert sorted(path.name for path in out.iterdir()) == [LABEL_TABLE, IMAGES, "test_list.txt"]
+    assert sorted(path.name for path in (out / IMAGES).iterdir()) == NAMES
+    assert (out / IMAGES / NAMES[2]).read_bytes() == png_bytes(3)
+    assert read_label_table(out / LABEL_TABLE)["Image Index"].tolist() == NAMES
+    assert len(list((tmp_path / "cache" / "url").rglob("set.tar.gz"))) == 1
+    assert summary.startswith("url: 3 images")
+
+
+def test_url_skip_leaves_out_images_without_row(tmp_path):
+    archive = nested_archive({"nih/images_002/images/00000099_000.png": png_bytes()})
+    with FileServer({"/set.tar.gz": archive}) as server:
+        with pytest.raises(InvalidDatasetError, match="1 images have no row"):
+            acquire(url_params(server, tmp_path), tmp_path / "out", tmp_path)
+        assert not (tmp_path / "out").exists()
+        acquire(url_params(server, tmp_path, "skip"), tmp_path / "out", tmp_path)
+        assert len(server.requests) == 1  # the cached archive is reused
+    assert sorted(path.name for path in (tmp_path / "out" / IMAGES).iterdir()) == NAMES
+
+
+def test_url_plain_http_refused_unless_allowed(tmp_path):
+    with FileServer({"/set.tar.gz": nested_archive()}) as server:
+        with pytest.raises(DownloadError, match="allow_http: true"):
+            acquire(url_params(server, tmp_path, allow_http=False), tmp_path / "out", tmp_path)
+        assert server.requests == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_url_hostile_archive_leaves_no_output(tmp_path):
+    archive = tar_gz({"nih/" + LABEL_TABLE: b"x", "../escape.png": png_bytes()})
+    with FileServer({"/set.tar.gz": archive}) as server:
+        with pytest.raises(ArchiveError, match="refused member '../escape.png'"):
+            acquire(url_params(server, tmp_path), tmp_path / "out", tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache"]
+
+
+# --- nih ---------------------------------------------------------------------------
+
+def nih_server_files(table_rows=None, boxes=True):
+    rows = table_rows or [row(name, patient=i + 1) for i, name in enumerate(NAMES)]
+    files = {
+        "/mirror/images_001.tar.gz": tar_gz({f"images/{NAMES[0]}": png_bytes(1),
+                                             f"images/{NAMES[1]}": png_bytes(2)}),
+        "/mirror/images_002.tar.gz": tar_gz({f"images/{NAMES[2]}": png_bytes(3)}),
+        f"/mirror/{LABEL_TABLE}": table_csv(rows).encode(),
+        "/mirror/train_val_list.txt": f"{NAMES[0]}\n{NAMES[2]}\n".encode(),
+        "/mirror/test_list.txt": f"{NAMES[1]}\n".encode(),
+    }
+    if boxes:
+        files[f"/mirror/{BOX_TABLE}"] = (BOX_HEADER + f"{NAMES[0]},Mass,1,2,3,4\n"
+                                         f"{NAMES[2]},Nodule,1,2,3,4\n").encode()
+    return files
+
+
+def nih_params(tmp_path, nih_urls, limit=0):
+    return {"source": "nih", "nih_urls": nih_urls, "limit_archives": limit, "allow_http": True,
+            "on_invalid": "stop", "cache_dir": str(tmp_path / "cache")}
+
+
+def test_nih_mirror_with_limit_archives_keeps_downloaded_images_only(tmp_path, caplog):
+    with FileServer(nih_server_files()) as server:
+        with caplog.at_level(logging.INFO, logger="chestxray.sources"):
+            summary = acquire(nih_params(tmp_path, server.url("/mirror/"), limit=1),
+                              tmp_path / "out", tmp_path)
+        fetched = {path for path, _ in server.requests}
+    out = tmp_path / "out"
+    assert "/mirror/images_002.tar.gz" not in fetched and "/mirror/images_001.tar.gz" in fetched
+    assert sorted(path.name for path in (out / IMAGES).iterdir()) == NAMES[:2]
+    assert read_label_table(out / LABEL_TABLE)["Image Index"].tolist() == NAMES[:2]
+    assert read_box_table(out / BOX_TABLE)["Image Index"].tolist() == [NAMES[0]]
+    assert (out / "train_val_list.txt").read_text().split() == [NAMES[0]]
+    assert (out / "test_list.txt").read_text().split() == [NAMES[1]]
+    assert any("keeping the 2 of 3 rows" in message for message in caplog.messages)
+    assert summary.startswith("nih: 2 images of 2 patients from 1 of 12 archives")
+    assert not (out / ".extracted").exists()
+
+
+def test_nih_url_list_takes_every_archive_and_skips_missing_optional_tables(tmp_path):
+    files = nih_server_files(boxes=False)
+    with FileServer(files) as server:
+        urls = [server.url(path) for path in files if "tar.gz" in path or LABEL_TABLE in path]
+        acquire(nih_params(tmp_path, urls), tmp_path / "out", tmp_path)
+    assert sorted(path.name for path in (tmp_path / "out" / IMAGES).iterdir()) == NAMES
+    assert not (tmp_path / "out" / BOX_TABLE).exists()
+    assert sorted((tmp_path / "cache" / "nih").iterdir()) == sorted(
+        tmp_path / "cache" / "nih" / Path(url).name for url in urls)
+
+
+def test_nih_without_label_table_stops_before_downloading_archives(tmp_path):
+    with FileServer(nih_server_files()) as server:
+        urls = [server.url("/mirror/images_001.tar.gz")]
+        with pytest.raises(InvalidDatasetError, match="nihcc.app.box.com.* download.nih_urls"):
+            acquire(nih_params(tmp_path, urls), tmp_path / "out", tmp_path)
+        assert server.requests == []
+
+
+def test_nih_uses_label_table_placed_in_cache_by_hand(tmp_path):
+    (tmp_path / "cache" / "nih").mkdir(parents=True)
+    (tmp_path / "cache" / "nih" / LABEL_TABLE).write_text(table_csv([row(n) for n in NAMES]))
+    with FileServer(nih_server_files()) as server:
+        urls = {"images_001.tar.gz": server.url("/mirror/images_001.tar.gz")}
+        acquire(nih_params(tmp_path, urls, limit=1), tmp_path / "out", tmp_path)
+    assert read_label_table(tmp_path / "out" / LABEL_TABLE)["Image Index"].tolist() == NAMES[:2]
+
+
+# --- real data ---------------------------------------------------------------------
+
+needs_official_table = pytest.mark.skipif(not OFFICIAL_TABLE.exists(),
+                                          reason=f"official label table absent: {OFFICIAL_TABLE}")
+needs_sample = pytest.mark.skipif(not (SAMPLE_64 / LABEL_TABLE).exists(),
+                                  reason=f"64-px NIH sample absent: {SAMPLE_64}")
+
+
+@needs_official_table
+def test_official_label_table_passes_every_row_check():
+    table = read_label_table(OFFICIAL_TABLE)
+    assert len(table) == 112_120 and table["Patient ID"].nunique() == 30_805
+    raw = pd.read_csv(OFFICIAL_TABLE, dtype=str, keep_default_na=False)
+    assert {reason: int(mask.sum()) for reason, mask in invalid_rows(raw).items()} == {
+        "empty Finding Labels": 0, "unknown finding": 0, "non-numeric Patient ID": 0,
+        "duplicate Image Index": 0}
+
+
+@needs_sample
+def test_local_source_over_real_64px_sample(tmp_path):
+    summary = acquire(local_params(SAMPLE_64), tmp_path / "out", tmp_path)
+    dataset = read_dataset(tmp_path / "out")
+    assert len(dataset) == 800 and summary.startswith("local: 800 images")
+    assert images_dir(tmp_path / "out") == (SAMPLE_64 / IMAGES).resolve()
+    assert not (tmp_path / "out" / IMAGES).exists()
+    expected = read_label_table(SAMPLE_64 / LABEL_TABLE)
+    pd.testing.assert_frame_equal(dataset.drop(columns="path"), expected)
+
+
+@needs_official_table
+@needs_sample
+def test_nih_with_official_tables_and_real_images(tmp_path):
+    chosen = ["00000001_000.png", "00000032_037.png", "00000072_000.png"]
+    cache = tmp_path / "cache" / "nih"
+    cache.mkdir(parents=True)
+    for packed in (OFFICIAL_TABLE, OFFICIAL_BOXES):
+        with gzip.open(packed) as source, \
+                open(cache / packed.name.removesuffix(".gz"), "wb") as copy:
+            shutil.copyfileobj(source, copy)
+    archive = tar_gz({f"images/{name}": (SAMPLE_64 / IMAGES / name).read_bytes()
+                      for name in chosen})
+    with FileServer({"/images_001.tar.gz": archive}) as server:
+        params = nih_params(tmp_path, {"images_001.tar.gz": server.url("/images_001.tar.gz")}, 1)
+        summary = acquire(params, tmp_path / "out", tmp_path)
+    table = read_label_table(tmp_path / "out" / LABEL_TABLE)
+    official = read_label_table(OFFICIAL_TABLE).set_index("Image Index").loc[chosen].reset_index()
+    pd.testing.assert_frame_equal(table, official)
+    boxes = read_box_table(tmp_path / "out" / BOX_TABLE)
+    assert sorted(boxes["Image Index"]) == ["00000032_037.png", "00000072_000.png"]
+    assert "Infiltration" in set(boxes["Finding Label"])
+    assert summary.startswith("nih: 3 images of 3 patients from 1 of 12 archives")
