@@ -138,13 +138,14 @@ def render_radiograph(anatomy, boxes, size, seed):
     -------
     ndarray of uint8, shape (size, size).
     """
-    rng = np.random.default_rng(seed)
+    # Separate streams, so adding a finding leaves anatomy and noise unchanged.
+    anatomy_rng, lesion_rng, noise_rng = (np.random.default_rng([seed, k]) for k in range(3))
     v, u = np.mgrid[0:size, 0:size].astype(np.float32) / size
     centre = 0.5 + anatomy["shift_x"]
     body = _body(u, v, anatomy)
     lungs = _lungs(u, v, anatomy)
     image = AIR + (SOFT_TISSUE - AIR) * body
-    image = image * (1 - lungs) + (LUNG + 0.03 * _vessels(u.shape, rng)) * lungs
+    image = image * (1 - lungs) + (LUNG + 0.03 * _vessels(u.shape, anatomy_rng)) * lungs
     hilum = np.exp(-((np.abs(u - centre) - 0.11) ** 2 + (v - 0.45) ** 2) / 0.004)
     image += 0.08 * hilum * lungs
     spine = _smooth_mask(1 - np.abs(u - centre) / 0.045, 0.3) * (v > 0.05)
@@ -155,7 +156,7 @@ def render_radiograph(anatomy, boxes, size, seed):
     image = np.maximum(image, HEART * _box_mask(u, v, heart_box, 0.1) + 0.05 * body)
     image += BONE * _ribs(u, v, anatomy, lungs)
     for finding, *box in boxes:
-        render_finding(finding, image, u, v, np.asarray(box) / RELEASE_SIZE, lungs, rng)
+        render_finding(finding, image, u, v, np.asarray(box) / RELEASE_SIZE, lungs, lesion_rng)
     image = ndimage.gaussian_filter(image * anatomy["exposure"], size / 256)
-    image += rng.normal(0, 0.025, image.shape)
+    image += noise_rng.normal(0, 0.025, image.shape)
     return np.clip(image * 255, 0, 255).astype(np.uint8)

@@ -1,0 +1,74 @@
+"""End to end: `dvc repro` from a fresh copy of the repository, offline, on a tiny study."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
+LEFT_BEHIND = {".git", ".venv", "outputs", "metrics", "data", "downloads", ".pytest_cache",
+               "dvc.lock", "__pycache__"}
+
+
+def run(command, cwd):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def fresh_repo(tmp_path_factory):
+    """A git repository holding this working tree's files, as a clone would."""
+    repo = tmp_path_factory.mktemp("clone")
+    for item in REPO.iterdir():
+        if item.name in LEFT_BEHIND:
+            continue
+        copy = shutil.copytree if item.is_dir() else shutil.copy2
+        copy(item, repo / item.name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                         if item.is_dir() else {}))
+    run(["git", "init", "-q"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], repo)
+    return repo
+
+
+@pytest.mark.slow
+def test_embedded_study_restores_offline_from_the_repository(fresh_repo):
+    run(["dvc", "pull", "data.dvc"], fresh_repo)
+    assert (fresh_repo / "data" / "Data_Entry_2017_v2020.csv").exists()
+    assert "up to date" in run(["dvc", "status", "data.dvc"], fresh_repo)
+
+
+@pytest.mark.slow
+def test_tiny_repro_runs_every_stage_then_nothing(fresh_repo):
+    run([sys.executable, "-m", "chestxray.embedded", "--out", "data", "--patients", "60",
+         "--min-positive-patients", "3"], fresh_repo)
+    params = yaml.safe_load((fresh_repo / "params.yaml").read_text())
+    params["download"]["image_size"] = 64
+    params["split"]["min_positive_patients"] = 1
+    params["train"].update(image_size=32, epochs=1, batch_size=16)
+    params["gradcam"]["images_per_class"] = 1
+    (fresh_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    log = run(["dvc", "repro"], fresh_repo)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in log
+    evaluation = json.loads((fresh_repo / "metrics/evaluate/metrics.json").read_text())
+    assert 0.0 <= evaluation["auc"]["mean"] <= 1.0
+    assert evaluation["test_images"] > 0
+    stats = json.loads((fresh_repo / "outputs/stats.json").read_text())
+    assert set(stats["pos_weights"]) == set(stats["neg_weights"])
+    assert (fresh_repo / "outputs/model.keras").stat().st_size > 1_000_000
+    assert list((fresh_repo / "metrics/gradcam/plots/images").rglob("*.png"))
+    assert list((fresh_repo / "metrics/evaluate/plots/sklearn/roc").glob("*.json"))
+
+    again = run(["dvc", "repro"], fresh_repo)
+    assert "Running stage" not in again
+    assert "up to date" in run(["dvc", "status"], fresh_repo)
