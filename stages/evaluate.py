@@ -13,7 +13,7 @@ from chestxray.params import load_params
 from chestxray.split import check_no_leakage, read_split_file, select_split
 from chestxray.stage import run_stage
 from chestxray.tracking import stage_live
-from chestxray.training import predict, read_stats, split_dataset
+from chestxray.training import configure_tensorflow, predict, read_stats, split_dataset
 
 DATASET_DIR = Path("outputs/dataset")
 SPLIT_FILE = Path("outputs/split.csv")
@@ -30,6 +30,7 @@ def main():
     check_no_leakage(scored["Patient ID"], scored["split"])
     test = select_split(nih_layout.read_dataset(DATASET_DIR), split_table, "test")
     data_params = dict(params["train"], batch_size=params["evaluate"]["batch_size"])
+    configure_tensorflow()
     model = keras.saving.load_model(MODEL_FILE, safe_mode=True)
     scores = predict(model, split_dataset(test, read_stats(STATS_FILE), data_params,
                                           training=False))

@@ -14,7 +14,7 @@ from chestxray.losses import WeightedBinaryCrossentropy  # noqa: F401 (registers
 from chestxray.params import load_params
 from chestxray.stage import run_stage
 from chestxray.tracking import stage_live
-from chestxray.training import read_stats
+from chestxray.training import configure_tensorflow, read_stats
 
 DATASET_DIR = Path("outputs/dataset")
 STATS_FILE = Path("outputs/stats.json")
@@ -26,6 +26,7 @@ def main():
     params = load_params("train", "gradcam")
     size, per_class = params["train"]["image_size"], params["gradcam"]["images_per_class"]
     stats = read_stats(STATS_FILE)
+    configure_tensorflow()
     model = keras.saving.load_model(MODEL_FILE, safe_mode=True)
     predictions = pd.read_csv(PREDICTIONS_FILE, dtype={"Image Index": str})
     paths = nih_layout.read_dataset(DATASET_DIR).set_index("Image Index")["path"]
