@@ -62,6 +62,13 @@ SCHEMA = {
     "download": {
         "source": _choice("embedded", "nih", "url", "local"),
         "image_size": _image_size,
+        "url": _text,
+        "sha256": _text,
+        "local_dir": _text,
+        "limit_archives": _integer(0),
+        "allow_http": _boolean,
+        "on_invalid": _choice("stop", "skip"),
+        "cache_dir": _text,
     },
     "split": {
         "strategy": _choice("random", "official"),

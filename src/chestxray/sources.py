@@ -32,12 +32,16 @@ from chestxray.nih_layout import (
     BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, LabelTableError, read_box_table,
     read_label_table, write_box_table, write_label_table,
 )
-from chestxray.params import PARAMS_FILE, ParamsError
+from chestxray.params import PARAMS_FILE, ParamsError, validate
 from chestxray.remote import DownloadError, RemoteFile, download, download_all
 
 log = logging.getLogger(__name__)
 
-ON_INVALID = ("stop", "skip")
+# What a library caller may leave out of the ``download:`` params.
+DEFAULTS = {"source": "embedded", "image_size": 128, "url": "", "sha256": "", "local_dir": "",
+            "nih_urls": [],
+            "limit_archives": 0, "allow_http": False, "on_invalid": "stop",
+            "cache_dir": "downloads"}
 SPLIT_LISTS = ("train_val_list.txt", "test_list.txt")
 NIH_PAGE = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
 # The image archives as linked by NIH's batch_download_zips.py (Box static links).
@@ -80,17 +84,15 @@ def acquire(download_params, out_dir, data_dir):
     params and data are also ``ValueError`` (ParamsError, InvalidDatasetError,
     ArchiveError), failed downloads are :class:`~chestxray.remote.DownloadError`.
     """
-    source, out_dir = download_params.get("source"), Path(out_dir)
+    params = validate({"download": {**DEFAULTS, **download_params}}, ["download"])["download"]
+    source, out_dir = params["source"], Path(out_dir)
     if source == "embedded":
         # Imported here: rendering pulls in the phantom and a process pool.
         from chestxray.embedded import render_dataset
-        return render_dataset(data_dir, out_dir, image_size=download_params["image_size"])
+        return render_dataset(data_dir, out_dir, image_size=params["image_size"])
     acquirers = {"nih": acquire_nih, "url": acquire_url, "local": acquire_local}
-    if source not in acquirers:
-        raise _params_error(f"download.source = {source!r} must be one of "
-                            f"'embedded', {', '.join(map(repr, acquirers))}")
     try:
-        return acquirers[source](download_params, out_dir)
+        return acquirers[source](params, out_dir)
     except LabelTableError as error:
         raise InvalidDatasetError(str(error)) from error
 
@@ -98,21 +100,7 @@ def acquire(download_params, out_dir, data_dir):
 # --- parameters --------------------------------------------------------------------
 
 def _params_error(message):
-                  return ParamsError(f"{PARAMS_FILE}: {message}")
-
-
-def _on_invalid(params):
-    value = params.get("on_invalid", "stop")
-    if value not in ON_INVALID:
-        raise _params_error(f"download.on_invalid = {value!r} must be 'stop' or 'skip'")
-    return value
-
-
-def _allow_http(params):
-    value = params.get("allow_http", False)
-    if not isinstance(value, bool):
-        raise _params_error(f"download.allow_http = {value!r} must be true or false")
-    return value
+    return ParamsError(f"{PARAMS_FILE}: {message}")
 
 
 def _cache_dir(params, out_dir):
@@ -120,7 +108,7 @@ def _cache_dir(params, out_dir):
 
     ``out_dir`` is replaced wholesale on success, which would delete a cache in it.
     """
-    cache = Path(params.get("cache_dir") or "downloads").expanduser().resolve()
+    cache = Path(params["cache_dir"] or "downloads").expanduser().resolve()
     _refuse_inside(cache, out_dir, "download.cache_dir")
     return cache
 
@@ -369,10 +357,10 @@ def acquire_local(params, out_dir):
     Writes the checked tables and ``images_dir.txt`` (the image folder's
     absolute path) into ``out_dir``; images are neither copied nor changed.
     """
-    if not params.get("local_dir"):
+    if not params["local_dir"]:
         raise _params_error("download.local_dir must name an NIH-layout folder "
                             "for source 'local'")
-    on_invalid = _on_invalid(params)
+    on_invalid = params["on_invalid"]
     root = Path(params["local_dir"]).expanduser().resolve()
     if not (root / LABEL_TABLE).is_file():
         raise InvalidDatasetError(f"{root}: no {LABEL_TABLE}; download.local_dir must be an "
@@ -398,15 +386,15 @@ def acquire_url(params, out_dir):
     The archive is kept in ``<cache_dir>/url/<hash of the URL>/`` so a rerun
     resumes or reuses it; optional ``download.sha256`` pins its content.
     """
-    url = params.get("url")
+    url = params["url"]
     if not isinstance(url, str) or not url:
         raise _params_error("download.url must be the http(s) URL of an archive "
                             "for source 'url'")
-    on_invalid, allow_http = _on_invalid(params), _allow_http(params)
+    on_invalid, allow_http = params["on_invalid"], params["allow_http"]
     name = Path(urllib.parse.urlsplit(url).path).name or "dataset-archive"
     # Keyed by URL so two archives with the same file name never reuse each other.
     cache = _cache_dir(params, out_dir) / "url" / hashlib.sha256(url.encode()).hexdigest()[:16]
-    archive = download(url, cache / name, sha256=params.get("sha256"), allow_http=allow_http)
+    archive = download(url, cache / name, sha256=params["sha256"] or None, allow_http=allow_http)
     with atomic_directory(out_dir) as staging:
         root = find_dataset_root(extract_archive(archive, staging / EXTRACTED), archive)
         folders = find_image_folders(root)
@@ -439,17 +427,14 @@ def acquire_nih(params, out_dir):
     built-in URL: give them in ``download.nih_urls`` or put them there by hand.
     With ``limit_archives`` the label table keeps only the images downloaded.
     """
-    limit = params.get("limit_archives") or 0
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise _params_error(f"download.limit_archives = {limit!r} must be 0 (all) or a positive "
-                            f"integer")
-    files = nih_files(params.get("nih_urls"))
+    limit = params["limit_archives"]
+    files = nih_files(params["nih_urls"])
     archives = [remote for remote in files if ARCHIVE_NAME.fullmatch(remote.name)]
     if not archives:
         raise _params_error("download.nih_urls names no image archive (images_NNN.tar.gz)")
     selected = archives[:limit] if limit else archives
-    cache, allow_http = _cache_dir(params, out_dir) / "nih", _allow_http(params)
-    on_invalid = _on_invalid(params)  # checked before hours of downloading
+    cache, allow_http = _cache_dir(params, out_dir) / "nih", params["allow_http"]
+    on_invalid = params["on_invalid"]
     _download_tables([remote for remote in files if remote.name in NIH_TABLES], cache, allow_http)
     if not (cache / LABEL_TABLE).is_file():
         raise InvalidDatasetError(
