@@ -54,17 +54,23 @@ def parse_findings(finding_labels):
     ValueError naming the first unknown or empty finding and its row.
     """
     labels = pd.Series(finding_labels, dtype="string").fillna("")
-    dummies = labels.str.get_dummies(sep="|")
-    unknown = sorted(set(dummies.columns) - set(FINDINGS) - {NO_FINDING})
-    empty = labels.str.strip() == ""
+    # The full table has only ~800 distinct label strings: parse each once.
+    codes, distinct = pd.factorize(labels)
+    distinct = pd.Series(distinct, dtype="string")
+    empty = distinct.str.strip() == ""
     if empty.any():
-        raise ValueError(f"empty 'Finding Labels' in row {int(np.flatnonzero(empty)[0])}")
+        row = int(np.flatnonzero(codes == int(np.flatnonzero(empty)[0]))[0])
+        raise ValueError(f"empty 'Finding Labels' in row {row}")
+    dummies = distinct.str.get_dummies(sep="|")
+    unknown = sorted(set(dummies.columns) - set(FINDINGS) - {NO_FINDING})
     if unknown:
-        row = int(np.flatnonzero(dummies[unknown[0]].to_numpy())[0])
+        first_code = np.flatnonzero(dummies[unknown[0]].to_numpy())
+        row = int(np.flatnonzero(np.isin(codes, first_code))[0])
         raise ValueError(
             f"unknown finding {unknown[0]!r} in row {row}; known findings: "
             f"{', '.join(FINDINGS)} or {NO_FINDING!r}")
-    return dummies.reindex(columns=list(FINDINGS), fill_value=0).to_numpy(np.float32)
+    matrix = dummies.reindex(columns=list(FINDINGS), fill_value=0).to_numpy(np.float32)
+    return matrix[codes]
 
 
 def format_findings(multi_hot):

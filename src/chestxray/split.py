@@ -48,6 +48,8 @@ def _hold_out(patients, available, fraction, min_positive_patients, rng):
     images = patients["images"].to_numpy()
     chosen = np.zeros(len(patients), dtype=bool)
     order = rng.permutation(len(patients))
+    if fraction <= 0:
+        return chosen
     for column in np.argsort(positives.sum(axis=0), kind="stable"):
         wanted = min(min_positive_patients,
                      int(positives[:, column].sum() * MAX_HELD_OUT_SHARE))
@@ -83,7 +85,7 @@ def split_patients(labels, test_fraction, val_fraction, seed, min_positive_patie
     val = _hold_out(patients, ~test, val_fraction, min_positive_patients, rng)
     split_of_patient = pd.Series(np.where(test, "test", np.where(val, "val", "train")),
                                  index=patients.index)
-    return split_of_patient.loc[labels["Patient ID"]].to_numpy()
+    return split_of_patient.loc[labels["Patient ID"]].to_numpy().astype(str)
 
 
 def split_official(labels, test_images, val_fraction, seed, min_positive_patients):
