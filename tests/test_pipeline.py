@@ -23,10 +23,8 @@ def run(command, cwd):
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def fresh_repo(tmp_path_factory):
-    """A git repository holding this working tree's files, as a clone would."""
-    repo = tmp_path_factory.mktemp("clone")
+def clone_working_tree(repo):
+    """Make ``repo`` a git repository holding this working tree's files, as a clone would."""
     for item in REPO.iterdir():
         if item.name in LEFT_BEHIND:
             continue
@@ -37,6 +35,11 @@ def fresh_repo(tmp_path_factory):
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"], repo)
     return repo
+
+
+@pytest.fixture(scope="module")
+def fresh_repo(tmp_path_factory):
+    return clone_working_tree(tmp_path_factory.mktemp("clone"))
 
 
 @pytest.mark.slow
@@ -72,3 +75,43 @@ def test_tiny_repro_runs_every_stage_then_nothing(fresh_repo):
     again = run(["dvc", "repro"], fresh_repo)
     assert "Running stage" not in again
     assert "up to date" in run(["dvc", "status"], fresh_repo)
+
+
+def stages_that_would_run(repo, overrides):
+    """Stages `dvc repro` would run after applying ``overrides`` to params.yaml."""
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        log = run(["dvc", "repro", "--dry"], repo)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in log}
+
+
+@pytest.mark.slow
+def test_a_param_reruns_only_the_stages_downstream_of_it(fresh_repo):
+    # Runs after the tiny repro above, on its completed pipeline.
+    assert stages_that_would_run(fresh_repo, {"train.lr": 0.0005}) == {
+        "train", "evaluate", "gradcam"}
+    assert stages_that_would_run(fresh_repo, {"gradcam.images_per_class": 2}) == {"gradcam"}
+    assert stages_that_would_run(fresh_repo, {"split.seed": 1}) == {
+        "split", "stats", "train", "evaluate", "gradcam"}
+
+
+@pytest.mark.slow
+def test_data_stages_are_byte_identical_across_clones(tmp_path_factory):
+    recorded = []
+    for name in ("first", "second"):
+        repo = clone_working_tree(tmp_path_factory.mktemp(name))
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["download"]["image_size"] = 64
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run(["dvc", "repro", "--pull", "stats"], repo)
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+        recorded.append({stage: [(out["path"], out["md5"]) for out in lock[stage]["outs"]]
+                         for stage in ("download", "split", "stats")})
+    assert recorded[0] == recorded[1]
