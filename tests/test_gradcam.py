@@ -2,17 +2,22 @@
 import keras
 import numpy as np
 
-from chestxray.gradcam import draw_box, gradcam, overlay
+from chestxray.gradcam import draw_box, gradcam, overlay, upsample
 from chestxray.model import build_model
 
 
 def blob_detector():
-    """A model whose class-0 score is the mean brightness seen by its 'features' layer."""
+    """A model whose class-0 score is the mean brightness seen by its 'features' layer,
+    and whose class-1 score is the mean darkness (negative brightness)."""
     inputs = keras.Input((32, 32, 1))
-    features = keras.layers.Conv2D(1, 1, activation="relu", name="features",
-                                   kernel_initializer="ones", bias_initializer="zeros")(inputs)
+    features = keras.layers.Conv2D(2, 1, activation="relu", name="features",
+                                   kernel_initializer=keras.initializers.Constant([[[[1, -1]]]]),
+                                   bias_initializer="zeros")(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(features)
-    outputs = keras.layers.Dense(14, activation="sigmoid", kernel_initializer="ones")(pooled)
+    head = np.zeros((2, 14), np.float32)
+    head[0, 0] = head[1, 1] = 1.0
+    outputs = keras.layers.Dense(14, activation="sigmoid",
+                                 kernel_initializer=keras.initializers.Constant(head))(pooled)
     return keras.Model(inputs, outputs)
 
 
@@ -27,6 +32,29 @@ def test_heatmap_peaks_where_the_evidence_is():
     assert heatmaps[0, 24:28, 2:6].max() < 0.1
 
 
+def test_each_image_can_explain_its_own_class_in_small_batches():
+    images = np.zeros((3, 32, 32, 1), dtype=np.float32)
+    images[:, 4:8, 20:24] = 1.0    # a bright blob, top right
+    images[:, 24:28, 2:6] = -1.0   # a dark blob, bottom left
+    heatmaps = gradcam(blob_detector(), images, class_index=[0, 1, 0], layer="features",
+                       batch_size=2)
+    assert heatmaps.shape == (3, 32, 32)
+    bright, dark = (4, 20), (24, 2)
+    assert np.unravel_index(heatmaps[0].argmax(), (32, 32))[0] in range(4, 8)
+    assert np.unravel_index(heatmaps[1].argmax(), (32, 32))[0] in range(24, 28)
+    assert np.unravel_index(heatmaps[2].argmax(), (32, 32))[0] in range(4, 8)
+    assert heatmaps[1][bright] < 0.1 and heatmaps[0][dark] < 0.1
+
+
+def test_upsample_keeps_range_and_location():
+    heatmap = np.zeros((4, 4), np.float32)
+    heatmap[0, 3] = 1.0
+    big = upsample(heatmap, (40, 60))
+    assert big.shape == (40, 60) and big.min() >= 0 and big.max() <= 1
+    assert np.unravel_index(big.argmax(), big.shape)[0] < 10
+    assert np.unravel_index(big.argmax(), big.shape)[1] > 45
+
+
 def test_densenet_heatmaps_are_normalised_maps():
     model = build_model(64, "none")
     images = np.random.default_rng(0).normal(size=(3, 64, 64, 1)).astype(np.float32)
@@ -34,6 +62,10 @@ def test_densenet_heatmaps_are_normalised_maps():
     assert heatmaps.shape == (3, 64, 64)
     assert heatmaps.min() >= 0.0 and heatmaps.max() <= 1.0
     assert np.isfinite(heatmaps).all()
+    # The last dense block of a 64-px input is a 2x2 grid; resizing it is bilinear.
+    native = gradcam(model, images, class_index=4, resize=False)
+    assert native.shape == (3, 2, 2)
+    assert np.allclose(heatmaps, upsample(native, (64, 64)), atol=1e-5)
 
 
 def test_overlay_and_box_drawing():

@@ -6,34 +6,66 @@ import tensorflow as tf
 
 # Output of the last dense block after its batch norm and ReLU.
 DEFAULT_LAYER = "relu"
+DEFAULT_BATCH_SIZE = 32
 
 
-def gradcam(model, images, class_index, layer=DEFAULT_LAYER):
-    """Grad-CAM heatmaps of one class for a batch of images.
+def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_BATCH_SIZE,
+            resize=True):
+    """Grad-CAM heatmaps for a batch of images.
 
     Parameters
     ----------
     model : Keras model mapping (n, H, W, 1) images to (n, 14) probabilities.
     images : float32 array of shape (n, H, W, 1), normalised like training input.
-    class_index : int, the class whose score is explained.
+    class_index : int, the class explained in every image, or int array of
+        shape (n,), the class explained in each image.
     layer : name of a convolutional layer of ``model``.
+    batch_size : images per forward/backward pass.
+    resize : scale the maps bilinearly to the input size (True), or keep the
+        layer's own grid (h, w), each cell centred on its receptive field.
 
     Returns
     -------
-    float32 array of shape (n, H, W), each map scaled to 0..1 (all zeros where
-    the class gets no positive evidence).
+    float32 array of shape (n, H, W), or (n, h, w) without ``resize``, each map
+    scaled to 0..1 (all zeros where the class gets no positive evidence).
     """
     feature_model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = np.asarray(images, dtype=np.float32)
+    classes = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (len(images),))
+    maps = [_gradcam_batch(feature_model, images[start:start + batch_size],
+                           classes[start:start + batch_size])
+            for start in range(0, len(images), batch_size)]
+    grid = tuple(feature_model.outputs[0].shape[1:3])
+    maps = np.concatenate(maps) if maps else np.zeros((0, *grid), np.float32)
+    return upsample(maps, images.shape[1:3]) if resize else maps
+
+
+def _gradcam_batch(feature_model, images, classes):
+    """Grad-CAM of one batch: images (b, H, W, 1), classes (b,) -> float32 (b, h, w)
+    on the layer's grid."""
+    images = tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
         features, predictions = feature_model(images, training=False)
-        score = predictions[:, class_index]
-    gradients = tape.gradient(score, features)
+        # Images do not interact in inference mode, so the gradient of the summed
+        # scores holds each image's own gradient.
+        scores = tf.gather(predictions, classes, axis=1, batch_dims=1)
+    gradients = tape.gradient(scores, features)
     channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    cams = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))[..., None]
-    cams = tf.image.resize(cams, images.shape[1:3], method="bilinear")[..., 0]
+    cams = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))
     peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
     return tf.math.divide_no_nan(cams, peak).numpy().astype(np.float32)
+
+
+def upsample(heatmaps, shape):
+    """Resize heatmaps (h, w) or (n, h, w) in 0..1 bilinearly to ``shape`` = (H, W).
+
+    Returns float32 (H, W) or (n, H, W), clipped to 0..1.
+    """
+    heatmaps = np.asarray(heatmaps, np.float32)
+    if not len(heatmaps):
+        return np.zeros((0, *shape), np.float32)
+    resized = tf.image.resize(heatmaps[..., None], shape, method="bilinear")[..., 0]
+    return np.clip(resized.numpy(), 0, 1)
 
 
 def overlay(gray, heatmap, alpha=0.4, colormap="jet"):

@@ -1,0 +1,119 @@
+"""The predict command on a tiny saved model: formats, odd images, bad files."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from chestxray import predict
+from chestxray.__main__ import main
+from chestxray.labels import FINDINGS
+from chestxray.model import build_model
+from conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 32-px DenseNet121 in memory and saved as .keras, and a stats JSON beside it.
+
+    Tests share the in-memory model: loading DenseNet121 takes ~10 s on CPU,
+    so only the command-line test loads the saved file.
+    """
+    folder = tmp_path_factory.mktemp("model")
+    model_path, stats_path = folder / "model.keras", folder / "stats.json"
+    model = build_model(32)
+    model.save(model_path)
+    stats_path.write_text(json.dumps({"pixel_mean": 100.0, "pixel_std": 50.0}))
+    return model, model_path, stats_path
+
+
+@pytest.fixture()
+def images(tmp_path):
+    """A folder of good images of several flavours plus one corrupt PNG."""
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8)).save(folder / "gray8.png")
+    Image.fromarray(rng.integers(0, 65536, (64, 64), dtype=np.uint16)).save(folder / "gray16.png")
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / "rgb.png")
+    Image.fromarray(rng.integers(0, 256, (90, 60), dtype=np.uint8)).save(
+        folder / "nested" / "photo.JPG")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (folder / "notes.txt").write_text("ignored: not an image")
+    return folder
+
+
+def test_folder_with_a_corrupt_file(tiny_model, images, tmp_path, capsys):
+    model, _, stats_path = tiny_model
+    out = tmp_path / "predictions.csv"
+    status = predict.run([images], model, predict.read_pixel_stats(stats_path), out)
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.err.count("error:") == 1 and "corrupt.png" in captured.err
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["image", *FINDINGS]
+    assert sorted(name.split("/")[-1] for name in table["image"]) == [
+        "gray16.png", "gray8.png", "photo.JPG", "rgb.png"]
+    probabilities = table[list(FINDINGS)].to_numpy()
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert "predicted 4 of 5 images" in captured.out and "1 failed" in captured.out
+
+
+def test_json_output_gradcam_overlays_and_exit_status_zero(tiny_model, images, tmp_path):
+    model, _, stats_path = tiny_model
+    out, overlays = tmp_path / "predictions.json", tmp_path / "overlays"
+    status = predict.run([images / "gray8.png", images / "rgb.png"], model,
+                         predict.read_pixel_stats(stats_path), out, gradcam_dir=overlays, top=2)
+    assert status == 0
+    records = json.loads(out.read_text())
+    assert [record["image"].split("/")[-1] for record in records] == ["gray8.png", "rgb.png"]
+    assert set(records[0]) == {"image", *FINDINGS}
+    written = sorted(overlays.iterdir())
+    assert len(written) == 4
+    top_two = sorted(FINDINGS, key=lambda name: -records[0][name])[:2]
+    assert {f"gray8_{name}.png" for name in top_two} <= {path.name for path in written}
+    with Image.open(overlays / f"gray8_{top_two[0]}.png") as picture:
+        assert picture.size == (70, 50) and picture.mode == "RGB"
+
+
+def test_same_image_gives_same_probabilities_whatever_its_encoding(tiny_model, tmp_path):
+    model, _, stats_path = tiny_model
+    gray = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "a.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "b.png")
+    Image.fromarray(np.repeat(gray[..., None], 3, axis=-1)).save(tmp_path / "c.png")
+    table, failures = predict.predict_files(
+        model, sorted(tmp_path.glob("*.png")), predict.read_pixel_stats(stats_path))
+    assert not failures
+    probabilities = table[list(FINDINGS)].to_numpy()
+    assert np.allclose(probabilities[0], probabilities[1], atol=1e-5)
+    assert np.allclose(probabilities[0], probabilities[2], atol=1e-5)
+
+
+def test_command_line(tiny_model, images, tmp_path, capsys):
+    _, model_path, stats_path = tiny_model
+    with pytest.raises(predict.PredictError, match="model file not found"):
+        main(["predict", str(images), "--model", str(tmp_path / "missing.keras"),
+              "--stats", str(stats_path), "--out", str(tmp_path / "p.csv")])
+    with pytest.raises(predict.PredictError, match=r"\.csv or \.json"):
+        main(["predict", str(images), "--model", str(model_path), "--stats", str(stats_path),
+              "--out", str(tmp_path / "p.xlsx")])
+    with pytest.raises(predict.PredictError, match="pixel_mean"):
+        main(["predict", str(images), "--model", str(model_path), "--stats", str(images /
+              "notes.txt"), "--out", str(tmp_path / "p.csv")])
+    with pytest.raises(SystemExit) as exit_status:
+        main(["predict", str(images / "missing.png"), str(images / "rgb.png"), "--model",
+              str(model_path), "--stats", str(stats_path), "--out", str(tmp_path / "p.csv")])
+    assert exit_status.value.code == 1
+    assert "missing.png: file not found" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+def test_real_full_resolution_radiographs(tiny_model, tmp_path):
+    model, _, stats_path = tiny_model
+    first = shared_file("nih-fullres", "00000001_000.png")
+    second = shared_file("nih-fullres", "00027426_000.png")
+    out = tmp_path / "real.csv"
+    assert predict.run([first, second], model, predict.read_pixel_stats(stats_path), out) == 0
+    assert len(pd.read_csv(out)) == 2
