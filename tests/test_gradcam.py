@@ -1,8 +1,9 @@
 """Grad-CAM maps: shape, range, and that they point at the evidence."""
 import keras
 import numpy as np
+import pytest
 
-from chestxray.gradcam import draw_box, gradcam, overlay, upsample
+from chestxray.gradcam import UnknownLayerError, draw_box, gradcam, overlay, upsample
 from chestxray.model import build_model
 
 
@@ -78,3 +79,8 @@ def test_overlay_and_box_drawing():
     draw_box(picture, (2, 3, 10, 5))
     assert tuple(picture[3, 6]) == (0, 255, 0) and tuple(picture[8, 12]) == (0, 255, 0)
     assert tuple(picture[5, 6]) != (0, 255, 0)
+
+
+def test_unknown_layer_is_named():
+    with pytest.raises(UnknownLayerError, match="gradcam layer 'conv9' is not in model"):
+        gradcam(blob_detector(), np.zeros((1, 32, 32, 1), np.float32), 0, layer="conv9")

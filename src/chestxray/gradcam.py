@@ -4,9 +4,25 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
+from chestxray.errors import PipelineError
+
 # Output of the last dense block after its batch norm and ReLU.
 DEFAULT_LAYER = "relu"
 DEFAULT_BATCH_SIZE = 32
+
+
+class UnknownLayerError(PipelineError, ValueError):
+    """The layer asked for is not in the model."""
+
+
+def feature_layer(model, layer):
+    """The layer named ``layer`` of ``model``; :class:`UnknownLayerError` if there is none."""
+    names = [candidate.name for candidate in model.layers]
+    if layer not in names:
+        raise UnknownLayerError(
+            f"gradcam layer {layer!r} is not in model {model.name!r}; DenseNet121's dense "
+            f"block outputs are 'pool2_relu', 'pool3_relu', 'pool4_relu' and 'relu' (the last)")
+    return model.get_layer(layer)
 
 
 def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_BATCH_SIZE,
@@ -29,7 +45,7 @@ def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_
     float32 array of shape (n, H, W), or (n, h, w) without ``resize``, each map
     scaled to 0..1 (all zeros where the class gets no positive evidence).
     """
-    feature_model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+    feature_model = keras.Model(model.inputs, [feature_layer(model, layer).output, model.output])
     images = np.asarray(images, dtype=np.float32)
     classes = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (len(images),))
     maps = [_gradcam_batch(feature_model, images[start:start + batch_size],

@@ -11,7 +11,7 @@ from PIL import Image
 
 from chestxray.atomic import atomic_write
 from chestxray.errors import PipelineError
-from chestxray.gradcam import DEFAULT_LAYER, gradcam, overlay, upsample
+from chestxray.gradcam import DEFAULT_LAYER, feature_layer, gradcam, overlay, upsample
 from chestxray.images import ImageError, read_gray
 from chestxray.labels import FINDINGS
 from chestxray.losses import WeightedBinaryCrossentropy  # noqa: F401 (registers the loss)
@@ -154,8 +154,8 @@ def run(inputs, model, pixel_stats, out, *, gradcam_dir=None, top=3, layer=DEFAU
     files = image_files(inputs)
     if not files:
         raise PredictError(f"no PNG or JPEG files in {', '.join(map(str, inputs))}")
-    if gradcam_dir and layer not in {candidate.name for candidate in model.layers}:
-        raise PredictError(f"--layer {layer!r}: the model has no layer of that name")
+    if gradcam_dir:
+        feature_layer(model, layer)  # fail before scoring, not after
     table, failures = predict_files(model, files, pixel_stats, batch_size)
     for message in failures:
         print(f"error: {message}", file=sys.stderr)
