@@ -1,49 +1,67 @@
-"""train: DenseNet121 with weighted binary cross-entropy, logged with dvclive."""
+"""train: DenseNet121 with weighted binary cross-entropy, resumable, logged with dvclive."""
 from pathlib import Path
 
 import keras
-from dvclive.keras import DVCLiveCallback
 
 from chestxray import nih_layout
-from chestxray.model import build_model
+from chestxray.callbacks import new_state
+from chestxray.model import augmentation, build_model
 from chestxray.params import load_params
 from chestxray.split import read_split_file, select_split
 from chestxray.stage import run_stage
 from chestxray.tracking import stage_live
-from chestxray.training import compile_model, configure_tensorflow, read_stats, split_dataset
+from chestxray.training import (
+    clear_checkpoints, configure_tensorflow, distribution_strategy, portable_copy, read_stats,
+    resumable_state, run_fingerprint, split_dataset, train,
+)
 
 DATASET_DIR = Path("outputs/dataset")
 SPLIT_FILE = Path("outputs/split.csv")
 STATS_FILE = Path("outputs/stats.json")
 MODEL_FILE = Path("outputs/model.keras")
+CHECKPOINT_DIR = Path("outputs/checkpoints")
 
 
 def main():
     params = load_params("train")["train"]
     keras.utils.set_random_seed(params["seed"])
-    device = configure_tensorflow()
+    device = configure_tensorflow(params["mixed_precision"])
+    strategy = distribution_strategy()
     labels = nih_layout.read_dataset(DATASET_DIR)
     split_table = read_split_file(SPLIT_FILE)
     stats = read_stats(STATS_FILE)
-    train = split_dataset(select_split(labels, split_table, "train"), stats, params, training=True)
-    val = split_dataset(select_split(labels, split_table, "val"), stats, params, training=False)
+    # batch_size is per replica: each step takes one batch per GPU.
+    batches = dict(params, batch_size=params["batch_size"] * strategy.num_replicas_in_sync)
+    train_data = split_dataset(select_split(labels, split_table, "train"), stats, batches,
+                               training=True)
+    val_data = split_dataset(select_split(labels, split_table, "val"), stats, batches,
+                             training=False)
 
-    model = build_model(params["image_size"], params["weights"], params["batchnorm_momentum"])
-    compile_model(model, stats, params["lr"], device)
-    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    def build(weights=params["weights"]):
+        augment = augmentation(params["augment_flip"], params["augment_rotation"],
+                               params["augment_zoom"], params["augment_contrast"], params["seed"])
+        return build_model(params["image_size"], weights, params["batchnorm_momentum"], augment)
+
+    fingerprint = run_fingerprint(params, SPLIT_FILE, STATS_FILE)
+    state = resumable_state(CHECKPOINT_DIR, fingerprint)
+    resumed_at = state["epochs_done"] if state else 0
+    with stage_live("metrics/train", resume=state is not None) as live:
+        for name, value in [("device", device), ("replicas", strategy.num_replicas_in_sync),
+                            ("precision", keras.config.dtype_policy().name),
+                            ("weights", params["weights"]), ("resumed_at_epoch", resumed_at)]:
+            live.log_param(name, value)
+        model, state = train(build, train_data, val_data, params, stats, CHECKPOINT_DIR, live,
+                             state=state or new_state(fingerprint), strategy=strategy,
+                             device=device)
     staging = MODEL_FILE.with_name(".training.keras")
-    with stage_live("metrics/train") as live:
-        live.log_param("device", device)
-        live.log_param("weights", params["weights"])
-        checkpoint = keras.callbacks.ModelCheckpoint(staging, monitor="val_auc", mode="max",
-                                                     save_best_only=True)
-        history = model.fit(train, validation_data=val, epochs=params["epochs"], verbose=2,
-                            callbacks=[DVCLiveCallback(live=live), checkpoint,
-                                       keras.callbacks.TerminateOnNaN()])
+    portable_copy(model, lambda: build("none")).save(staging)
     staging.replace(MODEL_FILE)
-    best = max(history.history["val_auc"])
-    print(f"trained DenseNet121 for {len(history.history['loss'])} epochs on "
-          f"{device} (best val AUC {best:.3f}) -> {MODEL_FILE}")
+    clear_checkpoints(CHECKPOINT_DIR)
+    resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
+    best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
+            if state["best_epoch"] is not None else "no finite val AUC")
+    print(f"trained DenseNet121 for {state['epochs_done']} epochs on {device} x"
+          f"{strategy.num_replicas_in_sync}{resumed} ({best}) -> {MODEL_FILE}")
 
 
 if __name__ == "__main__":

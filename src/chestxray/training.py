@@ -1,13 +1,22 @@
-"""Compile and fit the classifier."""
+"""Compile and fit the classifier: devices, phases, resumable checkpoints."""
+import hashlib
 import json
+import shutil
+import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from chestxray.dataset import augmentation, image_dataset
+from chestxray.callbacks import (
+    EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, new_state,
+    read_state, start_phase,
+)
+from chestxray.dataset import image_dataset
 from chestxray.labels import FINDINGS, parse_findings
 from chestxray.losses import WeightedBinaryCrossentropy
+from chestxray.model import freeze_base, unfreeze_base
 
 
 def read_stats(path):
@@ -22,22 +31,42 @@ def loss_from_stats(stats):
                                       [stats["neg_weights"][name] for name in FINDINGS])
 
 
-def configure_tensorflow():
+def configure_tensorflow(mixed_precision=False):
     """Set TensorFlow up for the device at hand; returns 'GPU' or 'CPU'.
 
     On CPU, Grappler's graph rewrites and XLA cost more than they give for
     DenseNet121: tracing the first training step took 133 s with XLA, 100 s
     without, 63 s with the meta-optimizer off too, with equal step times
-    (2-core machine, 64 px). On GPU both stay on.
+    (2-core machine, 64 px). On GPU both stay on, and ``mixed_precision``
+    makes layers compute in float16 with float32 weights (the head's output
+    stays float32); CPUs gain nothing from float16, so it is ignored there.
     """
     if tf.config.list_physical_devices("GPU"):
+        if mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
         return "GPU"
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     return "CPU"
 
 
+def distribution_strategy(gpus=None):
+    """``MirroredStrategy`` over all GPUs when there are several, else the default strategy.
+
+    ``gpus``: logical devices (with a ``name``), by default TensorFlow's GPUs.
+    Models must be built and compiled inside ``strategy.scope()``; the batch
+    each step takes is then split across ``strategy.num_replicas_in_sync``.
+    """
+    gpus = tf.config.list_logical_devices("GPU") if gpus is None else gpus
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
 def compile_model(model, stats, lr, device="CPU"):
-    """Adam + weighted BCE + mean ROC AUC over the 14 labels."""
+    """Adam + weighted BCE + mean ROC AUC over the 14 labels.
+
+    Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
+    """
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_from_stats(stats),
                   metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(FINDINGS),
                                              name="auc")],
@@ -46,18 +75,144 @@ def compile_model(model, stats, lr, device="CPU"):
 
 
 def split_dataset(frame, stats, params, *, training):
-    """tf.data batches for one split (a label-table frame with a ``path`` column)."""
-    augment = None
-    if training:
-        augment = augmentation(params["augment_flip"], params["augment_rotation"],
-                               params["augment_zoom"], params["augment_contrast"],
-                               params["seed"])
+    """tf.data batches for one split (a label-table frame with a ``path`` column).
+
+    ``params`` is the ``train`` section (``batch_size`` is the batch each step
+    takes). Training batches are reshuffled every epoch.
+    """
     return image_dataset(frame["path"], parse_findings(frame["Finding Labels"]),
-                         params["image_size"], params["batch_size"], stats["pixel_mean"],
-                         stats["pixel_std"], shuffle=training, seed=params["seed"],
-                         augment=augment)
+                         params["image_size"], params["batch_size"],
+                         normalization=params["normalization"], mean=stats["pixel_mean"],
+                         std=stats["pixel_std"], shuffle=training, seed=params["seed"],
+                         cache_dir=params["cache_dir"])
 
 
 def predict(model, dataset):
     """Probabilities for every image of a dataset: float32 array (n, 14)."""
     return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
+
+
+def training_phases(params):
+    """The run's phases as ``(first_epoch, end_epoch, lr, trainable)`` tuples.
+
+    ``freeze_epochs`` 0: one phase, the whole network at ``lr``. Otherwise
+    the head alone at ``lr`` for ``freeze_epochs`` epochs, then the last
+    ``fine_tune_blocks`` dense blocks (0 = all) at ``fine_tune_lr``.
+    ``trainable`` is ``"all"``, ``"head"`` or ``"fine-tune"``.
+    """
+    epochs, frozen = params["epochs"], min(params["freeze_epochs"], params["epochs"])
+    if frozen == 0:
+        return [(0, epochs, params["lr"], "all")]
+    phases = [(0, frozen, params["lr"], "head")]
+    if frozen < epochs:
+        phases.append((frozen, epochs, params["fine_tune_lr"], "fine-tune"))
+    return phases
+
+
+def set_trainable(model, trainable, fine_tune_blocks):
+    """Apply a phase's ``trainable`` choice (see :func:`training_phases`) to the model."""
+    if trainable == "head":
+        freeze_base(model)
+    else:
+        unfreeze_base(model, fine_tune_blocks if trainable == "fine-tune" else 0)
+
+
+def run_fingerprint(params, *files):
+    """Hex digest of the train params and the bytes of ``files`` (split, stats).
+
+    A checkpoint is resumed only by a run with the same fingerprint.
+    """
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def resumable_state(directory, fingerprint):
+    """The checkpoint state to resume from, or None after emptying ``directory``.
+
+    A checkpoint counts when its state file, model and best weights exist and
+    it was written by a run with the same ``fingerprint`` (params and inputs);
+    anything else in ``directory`` is a stale or other run's and is removed.
+    """
+    directory = Path(directory)
+    state = read_state(directory)
+    if state and state.get("fingerprint") == fingerprint and \
+            all(state.get(key) and (directory / state[key]).is_file()
+                for key in ("model", "best_weights")):
+        return state
+    clear_checkpoints(directory)
+    return None
+
+
+def clear_checkpoints(directory):
+    """Empty ``directory``, keeping the folder itself (dvc.yaml declares it)."""
+    directory = Path(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def train(build, train_data, val_data, params, stats, checkpoint_dir, live, *,
+          state, strategy=None, device="CPU"):
+    """Fit a model through the phases of :func:`training_phases`, resumably.
+
+    ``build()`` returns a fresh uncompiled model (called in ``strategy``'s
+    scope). ``state`` is :func:`resumable_state`'s result, or a
+    :func:`chestxray.callbacks.new_state` for a fresh run; a resumed run
+    loads its model and optimizer state and continues at
+    ``state["epochs_done"]``. Every epoch is checkpointed into
+    ``checkpoint_dir`` and logged to the dvclive ``live``. Returns
+    ``(model, state)`` with the best epoch's weights restored when
+    ``params["restore_best"]``.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = (keras.saving.load_model(checkpoint_dir / state["model"]) if state["model"]
+                 else build())
+    live.step = state["epochs_done"]
+    for first, end, lr, trainable in training_phases(params):
+        if state["epochs_done"] >= end or state["stopped_early"]:
+            continue
+        if state["epochs_done"] == first:
+            # A phase starts with its own layers, optimizer and rate; a run
+            # resumed inside a phase keeps the checkpoint's optimizer instead.
+            set_trainable(model, trainable, params["fine_tune_blocks"])
+            with strategy.scope():
+                compile_model(model, stats, lr, device)
+            start_phase(state, lr)
+        last_phase = end == params["epochs"]
+        callbacks = [
+            StopOnNonFiniteLoss(),
+            LearningRateControl(state, params["lr_schedule"], lr, first, end,
+                                params["plateau_factor"], params["plateau_patience"]),
+            EpochCheckpoint(checkpoint_dir, state,
+                            params["early_stopping_patience"] if last_phase else 0),
+            LiveMetrics(live),
+        ]
+        model.fit(train_data, validation_data=val_data, initial_epoch=state["epochs_done"],
+                  epochs=end, verbose=2, callbacks=callbacks)
+    if params["restore_best"] and state["best_weights"]:
+        with warnings.catch_warnings():
+            # The weights file holds the optimizer of the best epoch's phase
+            # too; after a phase change Keras warns that it cannot load it,
+            # and only the model's weights matter here.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(checkpoint_dir / state["best_weights"])
+    return model, state
+
+
+def portable_copy(model, build):
+    """The weights of ``model`` in ``build()``'s fresh float32 model, without optimizer.
+
+    The saved model then loads and predicts the same on CPU or GPU whatever
+    precision policy and strategy training used.
+    """
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = build()
+    finally:
+        keras.config.set_dtype_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -1,0 +1,193 @@
+"""Training loop: phases, learning-rate control, checkpoints, resume, NaN guard, devices."""
+import json
+import math
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from chestxray import callbacks as callbacks_module
+from chestxray import training
+from chestxray.callbacks import (
+    EpochCheckpoint, LearningRateControl, NonFiniteLossError, StopOnNonFiniteLoss, new_state,
+    start_phase,
+)
+from chestxray.errors import PipelineError
+from chestxray.labels import FINDINGS
+from chestxray.params import validate
+from chestxray.tracking import stage_live
+from conftest import REPO
+
+SIZE, IMAGES, BATCH = 32, 8, 4
+
+
+@pytest.fixture
+def params():
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+    return dict(defaults, image_size=SIZE, epochs=2, batch_size=BATCH, seed=0)
+
+
+@pytest.fixture
+def stats():
+    half = {name: 0.5 for name in FINDINGS}
+    return {"pixel_mean": 0.0, "pixel_std": 1.0, "pos_weights": half, "neg_weights": half}
+
+
+@pytest.fixture
+def data():
+    """Eight random images, every class both positive and negative."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(IMAGES, SIZE, SIZE, 1)).astype(np.float32)
+    labels = (np.arange(IMAGES)[:, None] + np.arange(14)[None]) % 2
+    return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32))).batch(BATCH)
+
+
+def tiny_model():
+    """A few-parameter stand-in for DenseNet121 with the same input, head name and output."""
+    inputs = keras.Input((SIZE, SIZE, 1))
+    features = keras.layers.Conv2D(2, 3, strides=4, name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(14, activation="sigmoid", dtype="float32",
+                                 name="predictions")(pooled)
+    return keras.Model(inputs, outputs)
+
+
+def run(params, stats, data, directory, live_dir, fingerprint="run"):
+    state = training.resumable_state(directory, fingerprint)
+    with stage_live(str(live_dir), resume=state is not None) as live:
+        return training.train(tiny_model, data, data, params, stats, directory, live,
+                              state=state or new_state(fingerprint))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_at_the_next_epoch(params, stats, data, tmp_path, monkeypatch):
+    check_batch = StopOnNonFiniteLoss.on_train_batch_end
+
+    def die_in_second_epoch(self, batch, logs=None):
+        check_batch(self, batch, logs)
+        if self.epoch == 1:
+            raise Interrupted  # as if the stage were killed during epoch 2
+    monkeypatch.setattr(StopOnNonFiniteLoss, "on_train_batch_end", die_in_second_epoch)
+    with pytest.raises(Interrupted):
+        run(params, stats, data, tmp_path / "ck", tmp_path / "live")
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "ck" / "state.json").read_text())["epochs_done"] == 1
+
+    # Without the best-epoch restore, whose weights file also holds that
+    # epoch's optimizer state, the optimizer shows how far training went.
+    model, state = run(dict(params, restore_best=False), stats, data, tmp_path / "ck",
+                       tmp_path / "live")
+    assert state["epochs_done"] == 2
+    # The optimizer continued from the checkpoint: two epochs of two steps.
+    assert int(model.optimizer.iterations) == 2 * (IMAGES // BATCH)
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert summary["step"] == 1
+    rows = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
+    assert [line.split("\t")[0] for line in rows.splitlines()] == ["step", "0", "1"]
+    assert sorted(path.name for path in (tmp_path / "ck").iterdir()) == \
+        sorted({"state.json", "epoch-0002.keras", state["best_weights"]})
+
+
+def test_checkpoint_of_other_params_is_discarded(params, stats, data, tmp_path):
+    run(dict(params, epochs=1), stats, data, tmp_path / "ck", tmp_path / "live", "first")
+    assert training.resumable_state(tmp_path / "ck", "second") is None
+    assert list((tmp_path / "ck").iterdir()) == []
+    assert training.run_fingerprint(params) != training.run_fingerprint(dict(params, lr=0.1))
+
+
+def test_nan_loss_stops_with_a_pipeline_error(params, stats, data, tmp_path):
+    poisoned = data.map(lambda images, labels: (images * np.nan, labels))
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan in epoch 1, batch 1") as error:
+        run(params, stats, poisoned, tmp_path / "ck", tmp_path / "live")
+    assert isinstance(error.value, PipelineError)
+
+
+def test_frozen_head_phase_then_fine_tuning_at_its_own_rate(params, stats, data, tmp_path):
+    params = dict(params, epochs=2, freeze_epochs=1, lr=0.01, fine_tune_lr=0.001)
+    assert training.training_phases(params) == [(0, 1, 0.01, "head"), (1, 2, 0.001, "fine-tune")]
+    model, _ = run(params, stats, data, tmp_path / "ck", tmp_path / "live")
+    assert model.get_layer("conv").trainable
+    rates = (tmp_path / "live" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()[1:]
+    np.testing.assert_allclose([float(row.split("\t")[1]) for row in rates], [0.01, 0.001])
+    assert training.training_phases(dict(params, freeze_epochs=0)) == [(0, 2, 0.01, "all")]
+    assert training.training_phases(dict(params, freeze_epochs=5)) == [(0, 2, 0.01, "head")]
+
+
+def rates_over(schedule, aucs, patience=1):
+    """Learning rates a schedule sets over epochs with the given validation AUCs."""
+    state = new_state("x")
+    start_phase(state, 1.0)
+    control = LearningRateControl(state, schedule, 1.0, 0, len(aucs), 0.5, patience)
+    control.set_model(types.SimpleNamespace(optimizer=types.SimpleNamespace(learning_rate=None)))
+    rates = []
+    for epoch, auc in enumerate(aucs):
+        control.on_epoch_begin(epoch)
+        rates.append(control.model.optimizer.learning_rate)
+        if auc > state["phase_best_auc"]:
+            state.update(phase_best_auc=auc, phase_best_epoch=epoch)
+    return rates
+
+
+def test_learning_rate_schedules():
+    assert rates_over("constant", [0.5, 0.4, 0.3]) == [1.0, 1.0, 1.0]
+    assert rates_over("plateau", [0.5, 0.6, 0.6, 0.6, 0.7, 0.7]) == [1, 1, 1, 0.5, 0.25, 0.25]
+    assert rates_over("plateau", [0.5, 0.4, 0.4, 0.4], patience=2) == [1, 1, 1, 0.5]
+    cosine = rates_over("cosine", [0.5] * 4)
+    np.testing.assert_allclose(cosine, [1.0, 0.5 + 0.5 * math.cos(math.pi / 4), 0.5,
+                                        0.5 - 0.5 * math.cos(math.pi / 4)])
+
+
+def test_early_stopping_and_best_epoch_tracking(tmp_path):
+    model = tiny_model()
+    state = new_state("x")
+    start_phase(state, 1.0)
+    checkpoint = EpochCheckpoint(tmp_path, state, patience=2)
+    checkpoint.set_model(model)
+    for epoch, auc in enumerate([0.6, 0.7, 0.65, 0.69]):
+        model.stop_training = False
+        checkpoint.on_epoch_end(epoch, {"val_auc": auc})
+    assert model.stop_training and state["stopped_early"]
+    assert (state["best_epoch"], state["best_auc"]) == (1, 0.7)
+    assert sorted(path.name for path in tmp_path.iterdir()) == \
+        ["best-epoch-0002.weights.h5", "epoch-0004.keras", "state.json"]
+    assert callbacks_module.read_state(tmp_path)["epochs_done"] == 4
+
+
+def test_portable_copy_is_float32_with_the_same_weights():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = tiny_model()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert mixed.get_layer("conv").compute_dtype == "float16"
+    assert mixed.output.dtype == "float32"
+    copy = training.portable_copy(mixed, tiny_model)
+    assert copy.get_layer("conv").compute_dtype == "float32"
+    for left, right in zip(copy.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_strategy_mirrors_only_across_several_gpus(monkeypatch):
+    gpu = types.SimpleNamespace
+    assert training.distribution_strategy([]) is tf.distribute.get_strategy()
+    assert training.distribution_strategy([gpu(name="/gpu:0")]) is tf.distribute.get_strategy()
+    created = []
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: created.append(devices))
+    training.distribution_strategy([gpu(name="/gpu:0"), gpu(name="/gpu:1")])
+    assert created == [["/gpu:0", "/gpu:1"]]
+
+
+def test_gpu_preset_gives_valid_params():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    preset = yaml.safe_load((REPO / "presets" / "gpu-full.yaml").read_text())
+    for section, values in preset.items():
+        assert set(values) <= set(params[section]), f"unknown keys in preset section {section}"
+        params[section].update(values)
+    validate(params, preset)
+    assert params["train"]["image_size"] == 320 and params["train"]["weights"] == "imagenet"
