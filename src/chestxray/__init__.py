@@ -1,0 +1,1 @@
+"""Reference DVC pipeline for multi-label ChestX-ray14 diagnosis."""
