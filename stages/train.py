@@ -5,13 +5,14 @@ import keras
 
 from chestxray import nih_layout
 from chestxray.callbacks import new_state
+from chestxray.distribution import choose_strategy
 from chestxray.model import augmentation, build_model
 from chestxray.params import load_params
 from chestxray.split import read_split_file, select_split
 from chestxray.stage import run_stage
 from chestxray.tracking import stage_live
 from chestxray.training import (
-    clear_checkpoints, configure_tensorflow, distribution_strategy, portable_copy, read_stats,
+    clear_checkpoints, configure_tensorflow, portable_copy, read_stats,
     resumable_state, run_fingerprint, split_dataset, train,
 )
 
@@ -24,9 +25,11 @@ CHECKPOINT_DIR = Path("outputs/checkpoints")
 
 def main():
     params = load_params("train")["train"]
+    # Before any other TensorFlow call: a multi-worker strategy must exist
+    # before TensorFlow's runtime starts.
+    strategy = choose_strategy()
     keras.utils.set_random_seed(params["seed"])
     device = configure_tensorflow(params["mixed_precision"])
-    strategy = distribution_strategy()
     labels = nih_layout.read_dataset(DATASET_DIR)
     split_table = read_split_file(SPLIT_FILE)
     stats = read_stats(STATS_FILE)

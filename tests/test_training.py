@@ -11,6 +11,8 @@ import yaml
 
 from chestxray import callbacks as callbacks_module
 from chestxray import training
+from chestxray.distribution import choose_strategy
+from chestxray.distribution import choose_strategy
 from chestxray.callbacks import (
     EpochCheckpoint, LearningRateControl, NonFiniteLossError, StopOnNonFiniteLoss, new_state,
     start_phase,
@@ -175,11 +177,11 @@ def test_portable_copy_is_float32_with_the_same_weights():
 
 def test_strategy_mirrors_only_across_several_gpus(monkeypatch):
     gpu = types.SimpleNamespace
-    assert training.distribution_strategy([]) is tf.distribute.get_strategy()
-    assert training.distribution_strategy([gpu(name="/gpu:0")]) is tf.distribute.get_strategy()
+    assert choose_strategy("", []) is tf.distribute.get_strategy()
+    assert choose_strategy("", [gpu(name="/gpu:0")]) is tf.distribute.get_strategy()
     created = []
     monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: created.append(devices))
-    training.distribution_strategy([gpu(name="/gpu:0"), gpu(name="/gpu:1")])
+    choose_strategy("", [gpu(name="/gpu:0"), gpu(name="/gpu:1")])
     assert created == [["/gpu:0", "/gpu:1"]]
 
 

@@ -49,19 +49,6 @@ def configure_tensorflow(mixed_precision=False):
     return "CPU"
 
 
-def distribution_strategy(gpus=None):
-    """``MirroredStrategy`` over all GPUs when there are several, else the default strategy.
-
-    ``gpus``: logical devices (with a ``name``), by default TensorFlow's GPUs.
-    Models must be built and compiled inside ``strategy.scope()``; the batch
-    each step takes is then split across ``strategy.num_replicas_in_sync``.
-    """
-    gpus = tf.config.list_logical_devices("GPU") if gpus is None else gpus
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-    return tf.distribute.get_strategy()
-
-
 def compile_model(model, stats, lr, device="CPU"):
     """Adam + weighted BCE + mean ROC AUC over the 14 labels.
 
