@@ -17,6 +17,10 @@ from chestxray.errors import PipelineError
 from chestxray.nih_layout import IMAGES, LABEL_TABLE
 
 
+# tarfile's extraction filters arrived in Python 3.11.4 (and 3.8.17/3.9.17/3.10.12).
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+
+
 class ArchiveError(PipelineError, ValueError):
     """An archive that cannot be extracted safely, or holds no NIH-layout folder."""
 
@@ -51,11 +55,27 @@ def _tar_filter(archive):
             reason = "device file or pipe"
         if reason:
             raise _refused(archive, member.name, reason)
+        if not HAS_DATA_FILTER:
+            return member
         try:
             return tarfile.data_filter(member, destination)
         except tarfile.FilterError as error:
             raise _refused(archive, member.name, str(error)) from error
     return check
+
+
+def _extract_tar(bundle, staging, archive):
+    """Extract a tar with our checks, plus Python's ``data`` filter where it exists."""
+    check = _tar_filter(archive)
+    if HAS_DATA_FILTER:
+        bundle.extractall(staging, filter=check)
+    else:
+        # Python before 3.11.4 has no extraction filters: check every member
+        # first, so nothing is written if any member is refused.
+        members = bundle.getmembers()
+        for member in members:
+            check(member, str(staging))
+        bundle.extractall(staging, members=members)
 
 
 def _check_zip_member(archive, info):
@@ -90,7 +110,7 @@ def extract_archive(archive, destination):
                     bundle.extractall(staging)
             else:
                 with tarfile.open(archive, "r:*") as bundle:
-                    bundle.extractall(staging, filter=_tar_filter(archive))
+                    _extract_tar(bundle, staging, archive)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
             raise ArchiveError(f"{archive}: cannot extract ({error})") from error
     return destination
