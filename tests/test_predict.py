@@ -1,6 +1,7 @@
 """The predict command on a tiny saved model: formats, odd images, bad files."""
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ from chestxray import predict
 from chestxray.__main__ import main
 from chestxray.labels import FINDINGS
 from chestxray.model import build_model
+from chestxray.predict import PredictError, load_model
 from conftest import shared_file
 
 
@@ -117,3 +119,19 @@ def test_real_full_resolution_radiographs(tiny_model, tmp_path):
     out = tmp_path / "real.csv"
     assert predict.run([first, second], model, predict.read_pixel_stats(stats_path), out) == 0
     assert len(pd.read_csv(out)) == 2
+
+
+def test_corrupt_model_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(PredictError, match="model.keras: cannot load the model"):
+        load_model(path)
+
+
+def test_model_of_another_architecture_is_refused(tmp_path):
+    inputs = keras.Input((8,))
+    other = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    path = tmp_path / "other.keras"
+    other.save(path)
+    with pytest.raises(PredictError, match="not this pipeline's classifier"):
+        load_model(path)

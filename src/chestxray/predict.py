@@ -29,9 +29,15 @@ def load_model(path):
     if not Path(path).is_file():
         raise PredictError(f"{path}: model file not found (run the train stage, or pass --model)")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
         raise PredictError(f"{path}: cannot load the model ({error})") from error
+    inputs, outputs = model.input_shape, model.output_shape
+    if len(inputs) != 4 or inputs[-1] != 1 or outputs[-1] != len(FINDINGS):
+        raise PredictError(f"{path}: not this pipeline's classifier: it maps {inputs} to "
+                           f"{outputs}, expected gray images (n, H, W, 1) to (n, "
+                           f"{len(FINDINGS)}) finding probabilities")
+    return model
 
 
 def read_pixel_stats(path):
