@@ -72,7 +72,8 @@ def main():
             truth = boxes[(boxes["Image Index"] == name) & (boxes["Finding Label"] == finding)]
             for box in truth[["x", "y", "w", "h"]].to_numpy():
                 draw_box(picture, box * scale)
-            live.log_image(f"{finding}/{Path(name).stem}.png", picture)
+            # "_gradcam" keeps overlays from sharing a name with a source radiograph.
+            live.log_image(f"{finding}/{Path(name).stem}_gradcam.png", picture)
 
     overall = summary.loc["all"] if len(table) else None
     score_note = (f"pointing game {overall['hit_rate']:.3f} vs centre baseline "
