@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chestxray.distribution import choose_strategy, cluster_workers, is_chief, replicas_in_sync
+from chestxray.distribution import choose_strategy, cluster_workers, is_chief
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 WORKER = """
 import json, sys
 import keras, numpy as np
-from chestxray.distribution import choose_strategy, is_chief, replicas_in_sync
+from chestxray.distribution import choose_strategy, is_chief
 
 strategy = choose_strategy()
 keras.utils.set_random_seed(7)
@@ -33,7 +33,7 @@ with strategy.scope():
 initial = [w.tolist() for w in model.get_weights()]
 history = model.fit(features, targets, batch_size=32, epochs=2, verbose=0).history
 with open(sys.argv[1], "w") as handle:
-    json.dump({"strategy": type(strategy).__name__, "replicas": replicas_in_sync(strategy),
+    json.dump({"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
                "chief": is_chief(), "history": history, "initial": initial,
                "final": [w.tolist() for w in model.get_weights()]}, handle)
 """
@@ -62,7 +62,7 @@ class FakeGpu:
 def test_one_process_without_gpus_gets_the_default_strategy(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     strategy = choose_strategy(gpus=[])
-    assert replicas_in_sync(strategy) == 1
+    assert strategy.num_replicas_in_sync == 1
     assert type(strategy).__name__ == "_DefaultDistributionStrategy"
     assert is_chief()
 

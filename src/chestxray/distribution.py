@@ -92,7 +92,3 @@ def choose_strategy(tf_config=None, gpus=None):
         return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
     return tf.distribute.get_strategy()
 
-
-def replicas_in_sync(strategy):
-    """How many model replicas take a share of each step's batch (1 on one device)."""
-    return strategy.num_replicas_in_sync
