@@ -72,7 +72,6 @@ def test_centre_baseline_peaks_at_the_centre():
 
 
 def test_table_and_summary_compare_model_with_centre_baseline():
-    shape = (8, 8)
     boxes = [np.array([[0.0, 0.0, 300.0, 300.0]])] * 3     # top-left: rows/cols 0..1 of 8x8
     heatmaps = np.zeros((3, 8, 8))
     heatmaps[0, 0:2, 0:2] = 1.0                              # exact: hit, IoU 1

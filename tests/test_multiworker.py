@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from chestxray.distribution import choose_strategy, cluster_workers, is_chief
 

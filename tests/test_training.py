@@ -12,7 +12,6 @@ import yaml
 from chestxray import callbacks as callbacks_module
 from chestxray import training
 from chestxray.distribution import choose_strategy
-from chestxray.distribution import choose_strategy
 from chestxray.callbacks import (
     EpochCheckpoint, LearningRateControl, NonFiniteLossError, StopOnNonFiniteLoss, new_state,
     start_phase,
@@ -57,11 +56,20 @@ def tiny_model():
     return keras.Model(inputs, outputs)
 
 
-def run(params, stats, data, directory, live_dir, fingerprint="run"):
-    state = training.resumable_state(directory, fingerprint)
+def other_tiny_model():
+    """``tiny_model`` with three convolution filters instead of two."""
+    inputs = keras.Input((SIZE, SIZE, 1))
+    features = keras.layers.Conv2D(3, 3, strides=4, name="conv")(inputs)
+    outputs = keras.layers.Dense(14, activation="sigmoid", name="predictions")(
+        keras.layers.GlobalAveragePooling2D()(features))
+    return keras.Model(inputs, outputs)
+
+
+def run(params, stats, data, directory, live_dir, fingerprint="run", val=None, monitored=None):
+    state, model = training.resume(directory, fingerprint, tiny_model)
     with stage_live(str(live_dir), resume=state is not None) as live:
-        return training.train(tiny_model, data, data, params, stats, directory, live,
-                              state=state or new_state(fingerprint))
+        return training.train(model or tiny_model(), data, val or data, params, stats, directory,
+                              live, state=state or new_state(fingerprint), monitored=monitored)
 
 
 class Interrupted(Exception):
@@ -98,9 +106,41 @@ def test_interrupted_run_resumes_at_the_next_epoch(params, stats, data, tmp_path
 
 def test_checkpoint_of_other_params_is_discarded(params, stats, data, tmp_path):
     run(dict(params, epochs=1), stats, data, tmp_path / "ck", tmp_path / "live", "first")
-    assert training.resumable_state(tmp_path / "ck", "second") is None
+    assert training.resume(tmp_path / "ck", "second", tiny_model) == (None, None)
     assert list((tmp_path / "ck").iterdir()) == []
     assert training.run_fingerprint(params) != training.run_fingerprint(dict(params, lr=0.1))
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("truncate", "epoch-0001.keras: cannot load the checkpoint"),
+    ("other architecture", "epoch-0001.keras: the checkpoint holds another architecture"),
+])
+def test_damaged_checkpoint_is_logged_and_training_starts_afresh(params, stats, data, tmp_path,
+                                                                 caplog, damage, problem):
+    run(dict(params, epochs=1), stats, data, tmp_path / "ck", tmp_path / "live")
+    saved = tmp_path / "ck" / "epoch-0001.keras"
+    if damage == "truncate":
+        saved.write_bytes(saved.read_bytes()[:1000])
+    else:
+        other_tiny_model().save(saved)
+    assert training.resume(tmp_path / "ck", "run", tiny_model) == (None, None)
+    assert problem in caplog.text and "training starts afresh" in caplog.text
+    assert list((tmp_path / "ck").iterdir()) == []
+
+
+def test_val_auc_leaves_out_a_class_without_positives_in_val(params, stats, data, tmp_path):
+    images, labels = (array.numpy() for array in next(iter(data.unbatch().batch(IMAGES))))
+    labels[:, 0] = 0
+    val = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH)
+    monitored = training.monitored_classes(labels)
+    assert not monitored[0] and monitored[1:].all()
+
+    model, state = run(dict(params, epochs=1, restore_best=False), stats, data, tmp_path / "ck",
+                       tmp_path / "live", val=val, monitored=monitored)
+    scores = model.predict(images, verbose=0)
+    over_the_others = keras.metrics.AUC(multi_label=True, num_labels=len(FINDINGS) - 1)
+    over_the_others.update_state(labels[:, 1:], scores[:, 1:])
+    assert state["best_auc"] == pytest.approx(float(over_the_others.result()), abs=1e-5)
 
 
 def test_nan_loss_stops_with_a_pipeline_error(params, stats, data, tmp_path):

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from chestxray.atomic import atomic_directory
+from chestxray.atomic import WRITE_FAILURES, atomic_directory
 from chestxray.errors import PipelineError
 from chestxray.nih_layout import IMAGES, LABEL_TABLE
 
@@ -112,6 +112,8 @@ def extract_archive(archive, destination):
                 with tarfile.open(archive, "r:*") as bundle:
                     _extract_tar(bundle, staging, archive)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+            if isinstance(error, OSError) and error.errno in WRITE_FAILURES:
+                raise  # the destination's disk, not the archive: atomic_directory names it
             raise ArchiveError(f"{archive}: cannot extract ({error})") from error
     return destination
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from dvclive.utils import standardize_metric_name
 
-from chestxray.atomic import atomic_write
+from chestxray.atomic import atomic_path, atomic_write
 from chestxray.errors import PipelineError
 
 MONITOR = "val_auc"
@@ -128,13 +128,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
             state.update(phase_best_auc=value, phase_best_epoch=epoch)
         if value > state["best_auc"]:
             best = f"best-epoch-{epoch + 1:04d}.weights.h5"
-            self.model.save_weights(self.directory / best)
+            with atomic_path(self.directory / best) as staging:
+                self.model.save_weights(staging)
             state.update(best_auc=value, best_epoch=epoch, best_weights=best)
         if self.patience and epoch - state["phase_best_epoch"] >= self.patience:
             self.model.stop_training = True
             state["stopped_early"] = True
         state["model"] = f"epoch-{epoch + 1:04d}.keras"
-        self.model.save(self.directory / state["model"])
+        with atomic_path(self.directory / state["model"]) as staging:
+            self.model.save(staging)
         state["epochs_done"] = epoch + 1
         write_state(self.directory, state)
         keep = {STATE_FILE, state["model"], state["best_weights"]}

@@ -104,6 +104,7 @@ SCHEMA = {
         "early_stopping_patience": _integer(0, 10_000),
         "restore_best": _boolean,
         "mixed_precision": _boolean,
+        "deterministic": _boolean,
     },
     "evaluate": {
         "batch_size": _integer(1, 65_536),

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
+from chestxray.atomic import WRITE_FAILURES
 from chestxray.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,9 @@ def download(url, destination, *, size=None, sha256=None, allow_http=False, retr
             break
         except (OSError, http.client.HTTPException) as error:
             received = part.stat().st_size if part.exists() else 0
+            if isinstance(error, OSError) and error.errno in WRITE_FAILURES:
+                raise DownloadError(f"cannot write {part} ({error.strerror}) after {received} "
+                                    "bytes; make room and run again to resume") from error
             if attempt == retries:
                 raise DownloadError(f"{url}: interrupted after {received} bytes ({error!r}); "
                                     f"run again to resume from {part}") from error

@@ -1,8 +1,10 @@
 """Compile and fit the classifier: devices, phases, resumable checkpoints."""
 import hashlib
 import json
+import logging
 import shutil
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -10,13 +12,16 @@ import numpy as np
 import tensorflow as tf
 
 from chestxray.callbacks import (
-    EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, new_state,
-    read_state, start_phase,
+    EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, read_state,
+    start_phase,
 )
 from chestxray.dataset import image_dataset
+from chestxray.errors import PipelineError
 from chestxray.labels import FINDINGS, parse_findings
 from chestxray.losses import WeightedBinaryCrossentropy
 from chestxray.model import freeze_base, unfreeze_base
+
+log = logging.getLogger(__name__)
 
 
 def read_stats(path):
@@ -31,7 +36,7 @@ def loss_from_stats(stats):
                                       [stats["neg_weights"][name] for name in FINDINGS])
 
 
-def configure_tensorflow(mixed_precision=False):
+def configure_tensorflow(mixed_precision=False, deterministic=False):
     """Set TensorFlow up for the device at hand; returns 'GPU' or 'CPU'.
 
     On CPU, Grappler's graph rewrites and XLA cost more than they give for
@@ -40,7 +45,13 @@ def configure_tensorflow(mixed_precision=False):
     (2-core machine, 64 px). On GPU both stay on, and ``mixed_precision``
     makes layers compute in float16 with float32 weights (the head's output
     stays float32); CPUs gain nothing from float16, so it is ignored there.
+    ``deterministic`` turns on TensorFlow's op determinism: every op, tf.data
+    included, then gives the same result for the same input on the same
+    hardware, or raises ``UnimplementedError``. Seeds are set separately
+    (``keras.utils.set_random_seed``).
     """
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     if tf.config.list_physical_devices("GPU"):
         if mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
@@ -49,15 +60,32 @@ def configure_tensorflow(mixed_precision=False):
     return "CPU"
 
 
-def compile_model(model, stats, lr, device="CPU"):
-    """Adam + weighted BCE + mean ROC AUC over the 14 labels.
+def monitored_classes(val_labels):
+    """Which classes the validation AUC can score: bool array (14,).
 
-    Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
+    ``val_labels`` is the (n, 14) 0/1 array of the val split. A class without
+    a positive (or a negative) there has no AUC; Keras would count it as 0
+    and pull the monitored mean down.
+    """
+    val_labels = np.asarray(val_labels)
+    positives = val_labels.sum(axis=0)
+    return (positives > 0) & (positives < len(val_labels))
+
+
+def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored=None):
+    """Adam + weighted BCE + mean ROC AUC over the labels.
+
+    ``monitored`` (bool (14,), see :func:`monitored_classes`) restricts the
+    mean AUC to those classes; None means all 14. XLA compiles the steps on GPU, except under op determinism: XLA has no
+    deterministic max-pooling gradient (tensorflow/tensorflow#69417), and
+    DenseNet121's stem max-pools. Under a mixed_float16 policy Keras wraps
+    Adam in a LossScaleOptimizer.
     """
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_from_stats(stats),
-                  metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(FINDINGS),
-                                             name="auc")],
-                  jit_compile="auto" if device == "GPU" else False)
+                  metrics=[keras.metrics.AUC(
+                      multi_label=True, num_labels=len(FINDINGS), name="auc",
+                      label_weights=None if monitored is None else np.asarray(monitored, float))],
+                  jit_compile="auto" if device == "GPU" and not deterministic else False)
     return model
 
 
@@ -115,21 +143,53 @@ def run_fingerprint(params, *files):
     return digest.hexdigest()
 
 
-def resumable_state(directory, fingerprint):
-    """The checkpoint state to resume from, or None after emptying ``directory``.
+class CheckpointError(PipelineError):
+    """A checkpoint model that cannot be loaded or is not the model being trained."""
 
-    A checkpoint counts when its state file, model and best weights exist and
-    it was written by a run with the same ``fingerprint`` (params and inputs);
-    anything else in ``directory`` is a stale or other run's and is removed.
+
+def weight_shapes(model):
+    """Sorted shapes of every weight of ``model``: its architecture, in short."""
+    return sorted(tuple(weight.shape) for weight in model.weights)
+
+
+def load_checkpoint_model(path, reference):
+    """The model saved at ``path``, loaded in safe mode (no code from the file runs).
+
+    ``reference()`` builds a model of the architecture being trained; a
+    checkpoint whose weights differ from it in number or shape is refused.
+    Raises :class:`CheckpointError` naming the file and the problem.
+    """
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path}: cannot load the checkpoint ({error})") from error
+    if weight_shapes(model) != weight_shapes(reference()):
+        raise CheckpointError(f"{path}: the checkpoint holds another architecture than "
+                              "the train params build")
+    return model
+
+
+def resume(directory, fingerprint, reference):
+    """The checkpoint to continue from, as ``(state, model)``; ``(None, None)`` if there is none.
+
+    A checkpoint counts when its state file, model and best weights exist, it
+    was written by a run with the same ``fingerprint`` (params and inputs) and
+    its model loads with ``reference()``'s architecture (see
+    :func:`load_checkpoint_model`). A damaged checkpoint is logged and, like a
+    stale or other run's one, removed: training then starts afresh. Call it in
+    the scope of the strategy that will train the model.
     """
     directory = Path(directory)
     state = read_state(directory)
     if state and state.get("fingerprint") == fingerprint and \
             all(state.get(key) and (directory / state[key]).is_file()
                 for key in ("model", "best_weights")):
-        return state
+        try:
+            return state, load_checkpoint_model(directory / state["model"], reference)
+        except CheckpointError as error:
+            log.warning("%s; training starts afresh", error)
     clear_checkpoints(directory)
-    return None
+    return None, None
 
 
 def clear_checkpoints(directory):
@@ -139,24 +199,21 @@ def clear_checkpoints(directory):
     directory.mkdir(parents=True, exist_ok=True)
 
 
-def train(build, train_data, val_data, params, stats, checkpoint_dir, live, *,
-          state, strategy=None, device="CPU"):
-    """Fit a model through the phases of :func:`training_phases`, resumably.
+def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
+          state, strategy=None, device="CPU", monitored=None):
+    """Fit ``model`` through the phases of :func:`training_phases`, resumably.
 
-    ``build()`` returns a fresh uncompiled model (called in ``strategy``'s
-    scope). ``state`` is :func:`resumable_state`'s result, or a
-    :func:`chestxray.callbacks.new_state` for a fresh run; a resumed run
-    loads its model and optimizer state and continues at
-    ``state["epochs_done"]``. Every epoch is checkpointed into
-    ``checkpoint_dir`` and logged to the dvclive ``live``. Returns
-    ``(model, state)`` with the best epoch's weights restored when
-    ``params["restore_best"]``.
+    ``model`` and ``state`` come from :func:`resume` (a checkpoint's model,
+    with its optimizer state, continues at ``state["epochs_done"]``), or are
+    a fresh uncompiled model and :func:`chestxray.callbacks.new_state`; the
+    model must have been made in ``strategy``'s scope. Every epoch is
+    checkpointed into ``checkpoint_dir`` and logged to the dvclive ``live``.
+    ``monitored`` selects the classes of the validation AUC (see
+    :func:`compile_model`). Returns ``(model, state)`` with the best epoch's
+    weights restored when ``params["restore_best"]``.
     """
     checkpoint_dir = Path(checkpoint_dir)
     strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        model = (keras.saving.load_model(checkpoint_dir / state["model"]) if state["model"]
-                 else build())
     live.step = state["epochs_done"]
     for first, end, lr, trainable in training_phases(params):
         if state["epochs_done"] >= end or state["stopped_early"]:
@@ -166,7 +223,7 @@ def train(build, train_data, val_data, params, stats, checkpoint_dir, live, *,
             # resumed inside a phase keeps the checkpoint's optimizer instead.
             set_trainable(model, trainable, params["fine_tune_blocks"])
             with strategy.scope():
-                compile_model(model, stats, lr, device)
+                compile_model(model, stats, lr, device, params["deterministic"], monitored)
             start_phase(state, lr)
         last_phase = end == params["epochs"]
         callbacks = [
