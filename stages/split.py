@@ -1,4 +1,5 @@
 """split: patient-level train/val/test split with a hard leakage gate."""
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +18,11 @@ DATASET_DIR = Path("outputs/dataset")
 SPLIT_FILE = Path("outputs/split.csv")
 OFFICIAL_TEST_LIST = DATASET_DIR / "test_list.txt"
 
+log = logging.getLogger("split")
+
 
 def main():
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params("split")["split"]
     labels = nih_layout.read_dataset(DATASET_DIR)
     common = dict(seed=params["seed"], min_positive_patients=params["min_positive_patients"])
@@ -39,6 +43,11 @@ def main():
 
     prevalence = split_prevalence(labels, splits)
     positives = split_positive_patients(labels, splits)
+    for name in SPLITS:
+        absent = [finding for finding, count in positives[name].items() if count == 0]
+        if absent:
+            log.warning("the %s split has no positive patient of %s: AUC is undefined there",
+                        name, ", ".join(absent))
     with stage_live("metrics/split") as live:
         for name in SPLITS:
             in_split = table[table["split"] == name]

@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from chestxray.predict import load_model
 from conftest import REPO
 
 STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
@@ -101,6 +103,37 @@ def test_a_param_invalidates_its_own_stage_and_nothing_upstream(fresh_repo):
     assert stages_that_would_run(fresh_repo, {"gradcam.images_per_class": 2}) == {"gradcam"}
     assert stages_that_would_run(fresh_repo, {"evaluate.bootstrap_seed": 7}) == {"evaluate"}
     assert stages_that_would_run(fresh_repo, {"split.seed": 1}) == {"split"}
+
+
+def stages_run(log):
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in log}
+
+
+@pytest.mark.slow
+def test_a_train_param_reruns_train_evaluate_and_gradcam_and_the_run_cache_restores(fresh_repo):
+    original = (fresh_repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"]["lr"] = 0.0005
+    (fresh_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stages_run(run(["dvc", "repro"], fresh_repo)) == {"train", "evaluate", "gradcam"}
+    (fresh_repo / "params.yaml").write_text(original)
+    # Back to the first params: DVC's run cache restores their outputs, nothing trains.
+    assert stages_run(run(["dvc", "repro"], fresh_repo)) == set()
+    assert "up to date" in run(["dvc", "status"], fresh_repo)
+
+
+@pytest.mark.slow
+def test_training_again_gives_identical_weights(fresh_repo):
+    # params.yaml sets train.seed and train.deterministic: true.
+    model_file = fresh_repo / "outputs" / "model.keras"
+    first = load_model(model_file)
+    shutil.copy(model_file, fresh_repo / "first.keras")
+    run([sys.executable, "stages/train.py"], fresh_repo)
+    again = load_model(model_file)
+    shutil.copy(fresh_repo / "first.keras", model_file)  # what dvc.lock records
+    assert len(again.weights) == len(first.weights) > 0
+    for left, right in zip(again.get_weights(), first.get_weights()):
+        np.testing.assert_array_equal(left, right)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """Resumable, verified downloads against a local HTTP server."""
+import errno
 import hashlib
 
 import pytest
@@ -117,3 +118,28 @@ def test_download_all_fetches_each_file_in_order(server, tmp_path):
     paths = download_all(files, tmp_path, allow_http=True)
     assert paths == [tmp_path / "b.bin", tmp_path / "a.bin"]
     assert [path.read_bytes() for path in paths] == [BODY, b"other"]
+
+
+def test_full_disk_stops_at_once_and_keeps_the_part_for_resuming(server, tmp_path, monkeypatch):
+    def open_on_a_disk_with_3000_bytes_free(path, mode="r"):
+        stream = open(path, mode)
+        write = stream.write
+
+        def write_until_full(data):
+            if stream.tell() + len(data) > 3000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return write(data)
+        stream.write = write_until_full
+        return stream
+
+    monkeypatch.setattr(remote, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(remote, "open", open_on_a_disk_with_3000_bytes_free, raising=False)
+    target = tmp_path / "data.bin"
+    with pytest.raises(DownloadError, match=r"cannot write .*data.bin.part \(No space left on "
+                                            r"device\) after 3000 bytes; make room and run again"):
+        download(server.url("/data.bin"), target, allow_http=True, retries=3)
+    assert len(server.requests) == 1  # a full disk is not retried like a dropped connection
+    monkeypatch.undo()
+    download(server.url("/data.bin"), target, sha256=SHA, allow_http=True)
+    assert server.requests[-1] == ("/data.bin", "bytes=3000-")
+    assert target.read_bytes() == BODY

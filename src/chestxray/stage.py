@@ -4,10 +4,22 @@ import sys
 from chestxray.errors import PipelineError
 
 
+def failure_message(error):
+    """The one line a stage prints for ``error`` (a PipelineError or an OSError)."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
+
+
 def run_stage(main):
-    """Call ``main()``; on a :class:`PipelineError` print it and exit with status 1."""
+    """Call ``main()``; on a :class:`PipelineError` or ``OSError`` print one line and exit 1.
+
+    PipelineErrors explain bad input; OSErrors that no part of the pipeline
+    explained (a missing input, a full disk under ``metrics/``) still get one
+    line naming the file and the problem.
+    """
     try:
         main()
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (PipelineError, OSError) as error:
+        print(f"error: {failure_message(error)}", file=sys.stderr)
         sys.exit(1)
