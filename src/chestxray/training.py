@@ -76,10 +76,10 @@ def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored
     """Adam + weighted BCE + mean ROC AUC over the labels.
 
     ``monitored`` (bool (14,), see :func:`monitored_classes`) restricts the
-    mean AUC to those classes; None means all 14. XLA compiles the steps on GPU, except under op determinism: XLA has no
-    deterministic max-pooling gradient (tensorflow/tensorflow#69417), and
-    DenseNet121's stem max-pools. Under a mixed_float16 policy Keras wraps
-    Adam in a LossScaleOptimizer.
+    mean AUC to those classes; None means all 14. XLA compiles the steps on
+    GPU, except under op determinism: XLA has no deterministic max-pooling
+    gradient (tensorflow/tensorflow#69417), and DenseNet121's stem max-pools.
+    Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
     """
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_from_stats(stats),
                   metrics=[keras.metrics.AUC(
