@@ -6,6 +6,7 @@ import pandas as pd
 
 from chestxray import nih_layout
 from chestxray.atomic import atomic_write
+from chestxray.dataset import naming_unreadable_images
 from chestxray.evaluation import class_results
 from chestxray.labels import FINDINGS, parse_findings
 from chestxray.params import load_params
@@ -48,8 +49,9 @@ def main():
     splits = {name: select_split(labels, split_table, name) for name in ("val", "test")}
     truth = {name: parse_findings(frame["Finding Labels"]) for name, frame in splits.items()}
     # float64: dvclive cannot write the float32 thresholds of a precision-recall curve.
-    scores = {name: predict(model, split_dataset(frame, stats, data_params, training=False))
-              .astype("float64") for name, frame in splits.items()}
+    with naming_unreadable_images([*splits["val"]["path"], *splits["test"]["path"]]):
+        scores = {name: predict(model, split_dataset(frame, stats, data_params, training=False))
+                  .astype("float64") for name, frame in splits.items()}
     test = splits["test"]
 
     table, overall = class_results(

@@ -7,6 +7,7 @@ import keras
 from chestxray import nih_layout
 from chestxray.atomic import atomic_path
 from chestxray.callbacks import new_state
+from chestxray.dataset import naming_unreadable_images
 from chestxray.distribution import choose_strategy
 from chestxray.labels import FINDINGS, parse_findings
 from chestxray.model import augmentation, build_model
@@ -41,8 +42,8 @@ def main():
     stats = read_stats(STATS_FILE)
     # batch_size is per replica: each step takes one batch per GPU.
     batches = dict(params, batch_size=params["batch_size"] * strategy.num_replicas_in_sync)
-    train_data = split_dataset(select_split(labels, split_table, "train"), stats, batches,
-                               training=True)
+    train_frame = select_split(labels, split_table, "train")
+    train_data = split_dataset(train_frame, stats, batches, training=True)
     val_frame = select_split(labels, split_table, "val")
     val_data = split_dataset(val_frame, stats, batches, training=False)
     monitored = monitored_classes(parse_findings(val_frame["Finding Labels"]))
@@ -65,9 +66,10 @@ def main():
                             ("precision", keras.config.dtype_policy().name),
                             ("weights", params["weights"]), ("resumed_at_epoch", resumed_at)]:
             live.log_param(name, value)
-        model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR, live,
-                             state=state or new_state(fingerprint), strategy=strategy,
-                             device=device, monitored=monitored)
+        with naming_unreadable_images([*train_frame["path"], *val_frame["path"]]):
+            model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR,
+                                 live, state=state or new_state(fingerprint), strategy=strategy,
+                                 device=device, monitored=monitored)
     with atomic_path(MODEL_FILE) as staging:
         portable_copy(model, lambda: build("none")).save(staging)
     clear_checkpoints(CHECKPOINT_DIR)

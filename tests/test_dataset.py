@@ -3,10 +3,13 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from chestxray import dataset
-from chestxray.dataset import disk_cache_file, image_dataset, normalize
+from chestxray.dataset import (
+    UnreadableImagesError, disk_cache_file, image_dataset, naming_unreadable_images, normalize,
+)
 
 SIZE = 32
 
@@ -117,3 +120,23 @@ def test_small_shuffle_buffer_still_covers_every_image(pngs, monkeypatch):
     assert dataset.shuffle_buffer_size(10, SIZE) == 3
     _, seen = collect(image_dataset(paths, labels, SIZE, 4, shuffle=True, seed=0))
     assert sorted(seen.argmax(axis=1)) == list(range(10))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_an_image_damaged_after_download_is_named(pngs, damage):
+    paths, labels = pngs
+    if damage == "truncate":
+        with open(paths[3], "r+b") as handle:
+            handle.truncate(60)
+    else:
+        os.unlink(paths[3])
+    with pytest.raises(UnreadableImagesError, match=r"1 image\(s\) cannot be read, first "
+                                                    r".*003.png: .*dvc repro --force download"):
+        with naming_unreadable_images(paths):
+            collect(image_dataset(paths, labels, SIZE, 4))
+
+
+def test_other_tensorflow_errors_pass_through(pngs):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not an image problem"):
+        with naming_unreadable_images(pngs[0]):
+            raise tf.errors.InvalidArgumentError(None, None, "not an image problem")

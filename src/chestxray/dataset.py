@@ -4,12 +4,16 @@ Augmentation is not done here: it is part of the model (see
 :func:`chestxray.model.augmentation`), so on a GPU it runs there, inside the
 training step, instead of competing for the host's CPU cores with decoding.
 """
+import contextlib
 import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from chestxray.errors import PipelineError
+from chestxray.images import ImageError, read_gray
 
 # decode_png with uint16 reads 8-bit, 16-bit, gray and RGB(A) PNGs alike on a
 # 0..65535 scale; dividing by 257 maps every flavour onto 0..255.
@@ -23,6 +27,13 @@ SHUFFLE_BUFFER_BYTES = 1 << 30
 # Samplewise std floor, as in Keras 2's ImageDataGenerator, for flat images.
 SAMPLEWISE_EPSILON = 1e-6
 NORMALIZATIONS = ("featurewise", "samplewise")
+# What tf.data raises for a file it cannot read or decode.
+DECODE_FAILURES = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+                   tf.errors.DataLossError)
+
+
+class UnreadableImagesError(PipelineError):
+    """Images that tf.data could not read; names them."""
 
 
 def decode_gray(path, image_size):
@@ -124,3 +135,29 @@ def image_dataset(paths, labels, image_size, batch_size, *, normalization="featu
                                label),
         num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@contextlib.contextmanager
+def naming_unreadable_images(paths):
+    """Turn tf.data's failure to read an image into one error naming the files.
+
+    TensorFlow's decode errors name no file. On such an error every one of
+    ``paths`` is checked with :func:`chestxray.images.read_gray` (only then, so
+    a good run pays nothing) and :class:`UnreadableImagesError` lists those that
+    fail. An error with every image readable is re-raised as it is.
+    """
+    try:
+        yield
+    except DECODE_FAILURES as error:
+        problems = []
+        for path in paths:
+            try:
+                read_gray(path)
+            except ImageError as problem:
+                problems.append(str(problem))
+        if not problems:
+            raise
+        raise UnreadableImagesError(
+            f"{len(problems)} image(s) cannot be read, first {problems[0]}; the images "
+            "changed after the download stage checked them: run `dvc repro --force download`"
+        ) from error
