@@ -1,10 +1,16 @@
-"""Shared paths: the real NIH material beside the repository, when present."""
+"""Shared paths (the real NIH material beside the repository, when present) and fixtures."""
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+class TinyRepro(NamedTuple):
+    path: Path
+    log: str
 
 
 def shared_file(*parts):
@@ -13,3 +19,16 @@ def shared_file(*parts):
     if not path.exists():
         pytest.skip(f"real NIH data not available at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory):
+    """A repository of this working tree with a tiny study, fully reproduced and committed.
+
+    ``(path, log)``: ``log`` is the output of its one `dvc repro`. Made once per session (a
+    full repro costs minutes) and shared: tests clone it (``repos.clone_sharing_cache``)
+    and never change it. Its DVC cache holds every output.
+    """
+    from repos import clone_working_tree, reproduce_tiny_study
+    path = clone_working_tree(tmp_path_factory.mktemp("tiny"))
+    return TinyRepro(path, reproduce_tiny_study(path))

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from test_experiments import clone_sharing_cache, reproduced_tiny_repo, run
+from repos import clone_sharing_cache, run
 
 moto_server = pytest.importorskip(
     "moto.server", reason="moto[server] is needed for a local S3 server: "
@@ -55,9 +55,9 @@ def use_credentials(repo):
 
 @pytest.mark.slow
 def test_outputs_and_run_cache_travel_through_s3_to_a_fresh_clone(
-        tmp_path_factory, tmp_path, s3_endpoint, aws_env):
+        tiny_repro, tmp_path, s3_endpoint, aws_env):
     endpoint, client = s3_endpoint
-    pusher = clone_sharing_cache(reproduced_tiny_repo(tmp_path_factory), tmp_path / "pusher")
+    pusher = clone_sharing_cache(tiny_repro.path, tmp_path / "pusher")
     run(["dvc", "remote", "add", "-d", "storage", f"s3://{BUCKET}/store"], pusher)
     run(["dvc", "remote", "modify", "storage", "endpointurl", endpoint], pusher)
     run(["dvc", "remote", "modify", "storage", "region", "us-east-1"], pusher)

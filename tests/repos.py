@@ -1,0 +1,79 @@
+"""Throw-away git + DVC repositories of this working tree, for tests that run `dvc` itself."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+LEFT_BEHIND = {".git", ".venv", "outputs", "metrics", "data", "downloads", ".pytest_cache",
+               "dvc.lock", "__pycache__"}
+# Small enough for a full `dvc repro` in a few minutes on 2 CPU cores.
+TINY_PARAMS = {"download.image_size": 64, "split.min_positive_patients": 1,
+               "train.image_size": 32, "train.epochs": 1, "train.batch_size": 16,
+               "evaluate.bootstrap_resamples": 20, "gradcam.images_per_class": 1}
+
+
+def run(command, cwd, env=None):
+    """Run ``command`` in ``cwd`` with this venv's tools and ``cwd``'s own package on the path.
+
+    PYTHONPATH makes stages import the copy's ``src`` rather than the editable install's;
+    DVC passes it on to queued experiments, which run in temp dirs under .dvc/tmp/exps.
+    Returns stdout and stderr together; fails the test on a non-zero exit.
+    """
+    env = dict(os.environ, **(env or {}),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(Path(cwd) / "src"))
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def clone_working_tree(repo):
+    """Make ``repo`` a git repository holding this working tree's files, as a clone would."""
+    for item in REPO.iterdir():
+        if item.name in LEFT_BEHIND:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, repo / item.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(item, repo / item.name)
+    run(["git", "init", "-q"], repo)
+    run(GIT + ["add", "-A"], repo)
+    run(GIT + ["commit", "-qm", "clone"], repo)
+    return repo
+
+
+def set_params(repo, overrides):
+    """Write ``{"section.key": value}`` into ``repo``'s params.yaml."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def reproduce_tiny_study(repo):
+    """Replace ``repo``'s study with a 40-patient one (as the README describes), `dvc repro`
+    it with :data:`TINY_PARAMS` and commit; returns the repro's log."""
+    run([sys.executable, "-m", "chestxray.embedded", "--out", "data", "--patients", "40",
+         "--min-positive-patients", "2"], repo)
+    run(["dvc", "add", "-q", "data"], repo)
+    run(["dvc", "push", "-q", "-r", "embedded", "data.dvc"], repo)
+    set_params(repo, TINY_PARAMS)
+    log = run(["dvc", "repro"], repo)
+    run(GIT + ["add", "-A"], repo)
+    run(GIT + ["commit", "-qm", "tiny study, reproduced"], repo)
+    return log
+
+
+def clone_sharing_cache(source, destination):
+    """``git clone`` of ``source`` whose DVC cache is ``source``'s, outputs checked out."""
+    run(["git", "clone", "-q", str(source), str(destination)], source)
+    run(["dvc", "cache", "dir", "--local", str(source / ".dvc" / "cache")], destination)
+    run(["dvc", "checkout", "-q"], destination)
+    return destination
