@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from chestxray.stage import failure_message
 from conftest import REPO
+from repos import set_params
 
 PR_CAPBSET_DROP = 24
 # Capabilities that let root ignore file permissions.
@@ -24,10 +24,8 @@ CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
 def workspace(tmp_path_factory):
     """A folder where download and split have run on a small embedded study."""
     root = tmp_path_factory.mktemp("workspace")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["download"]["image_size"] = 64
-    params["split"]["min_positive_patients"] = 1
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / "params.yaml", root)
+    set_params(root, {"download.image_size": 64, "split.min_positive_patients": 1})
     subprocess.run([sys.executable, "-m", "chestxray.embedded", "--out", "data", "--patients",
                     "30", "--min-positive-patients", "1"], cwd=root, check=True)
     for stage in ("download", "split"):
@@ -35,15 +33,10 @@ def workspace(tmp_path_factory):
     return root
 
 
-def stage_process(stage, cwd, *, check=False, prefix=(), **options):
-    return subprocess.run([*prefix, sys.executable, str(REPO / "stages" / f"{stage}.py")],
+def stage_process(stage, cwd, *, check=False, **options):
+    """Run ``stages/<stage>.py`` in ``cwd``; the CompletedProcess, output captured as text."""
+    return subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")],
                           cwd=cwd, capture_output=True, text=True, check=check, **options)
-
-
-def set_param(root, section, key, value):
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params[section][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def fingerprints(folder):
@@ -62,11 +55,11 @@ def obey_file_permissions():
 
 def test_bad_params_stop_the_stage_before_any_work(workspace):
     before = fingerprints(workspace / "outputs")
-    set_param(workspace, "split", "test_fraction", 1.5)
+    set_params(workspace, {"split.test_fraction": 1.5})
     try:
         result = stage_process("split", workspace)
     finally:
-        set_param(workspace, "split", "test_fraction", 0.2)
+        set_params(workspace, {"split.test_fraction": 0.2})
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: params.yaml: split.test_fraction = 1.5 must be a number in (0, 0.9]"]
@@ -74,13 +67,12 @@ def test_bad_params_stop_the_stage_before_any_work(workspace):
 
 
 def test_a_class_without_positives_in_a_held_out_split_is_named(workspace):
-    set_param(workspace, "split", "min_positive_patients", 0)
-    set_param(workspace, "split", "val_fraction", 0.01)  # one or two patients
+    # One or two patients in val.
+    set_params(workspace, {"split.min_positive_patients": 0, "split.val_fraction": 0.01})
     try:
         result = stage_process("split", workspace, check=True)
     finally:
-        set_param(workspace, "split", "min_positive_patients", 1)
-        set_param(workspace, "split", "val_fraction", 0.1)
+        set_params(workspace, {"split.min_positive_patients": 1, "split.val_fraction": 0.1})
         stage_process("split", workspace, check=True)
     assert re.search(r"WARNING the val split has no positive patient of \w+.*: AUC is undefined "
                      "there", result.stderr)
@@ -89,7 +81,7 @@ def test_a_class_without_positives_in_a_held_out_split_is_named(workspace):
 def test_folder_without_write_permission_keeps_the_previous_split(workspace):
     outputs = workspace / "outputs"
     before = (outputs / "split.csv").read_bytes()
-    set_param(workspace, "split", "seed", 7)  # a run that would write another split
+    set_params(workspace, {"split.seed": 7})  # a run that would write another split
     outputs.chmod(0o555)
     try:
         result = stage_process("split", workspace,
@@ -98,7 +90,7 @@ def test_folder_without_write_permission_keeps_the_previous_split(workspace):
         pytest.skip(f"cannot run a process that obeys file permissions here ({error})")
     finally:
         outputs.chmod(0o755)
-        set_param(workspace, "split", "seed", 42)
+        set_params(workspace, {"split.seed": 42})
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: cannot write outputs/split.csv (Permission denied); "
@@ -123,7 +115,7 @@ def test_full_disk_during_download_keeps_the_previous_dataset(workspace, tmp_pat
     shutil.copytree(workspace / "outputs", saved)
     used = sum(-(-path.stat().st_size // 4096) * 4096 + 4096
                for path in saved.rglob("*"))
-    set_param(workspace, "download", "image_size", 128)
+    set_params(workspace, {"download.image_size": 128})
     script = (f'mount -t tmpfs -o size={used + 65536} tmpfs outputs && '
               f'cp -a "{saved}/." outputs/ && '
               f'"$0" "{REPO / "stages" / "download.py"}"; status=$?; '
@@ -133,7 +125,7 @@ def test_full_disk_during_download_keeps_the_previous_dataset(workspace, tmp_pat
                                  "sh", "-c", script, sys.executable],
                                 cwd=workspace, capture_output=True, text=True)
     finally:
-        set_param(workspace, "download", "image_size", 64)
+        set_params(workspace, {"download.image_size": 64})
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == (
         "error: cannot write outputs/dataset (No space left on device); "
