@@ -9,15 +9,15 @@ from chestxray.atomic import atomic_path
 from chestxray.callbacks import new_state
 from chestxray.dataset import naming_unreadable_images
 from chestxray.distribution import choose_strategy
-from chestxray.labels import FINDINGS, parse_findings
+from chestxray.labels import FINDINGS, classes_with_both_labels, parse_findings
 from chestxray.model import augmentation, build_model
 from chestxray.params import load_params
 from chestxray.split import read_split_file, select_split
 from chestxray.stage import run_stage
 from chestxray.tracking import stage_live
 from chestxray.training import (
-    clear_checkpoints, configure_tensorflow, monitored_classes, portable_copy, read_stats,
-    resume, run_fingerprint, split_dataset, train,
+    clear_checkpoints, configure_tensorflow, portable_copy, read_stats, resume,
+    run_fingerprint, split_dataset, train,
 )
 
 DATASET_DIR = Path("outputs/dataset")
@@ -46,7 +46,7 @@ def main():
     train_data = split_dataset(train_frame, stats, batches, training=True)
     val_frame = select_split(labels, split_table, "val")
     val_data = split_dataset(val_frame, stats, batches, training=False)
-    monitored = monitored_classes(parse_findings(val_frame["Finding Labels"]))
+    monitored = classes_with_both_labels(parse_findings(val_frame["Finding Labels"]))
     if not monitored.all():
         log.warning("val split lacks positives or negatives of %s: left out of the val AUC",
                     ", ".join(name for name, kept in zip(FINDINGS, monitored) if not kept))

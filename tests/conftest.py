@@ -21,6 +21,12 @@ def shared_file(*parts):
     return path
 
 
+def snapshot(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {path.relative_to(folder): path.read_bytes()
+            for path in folder.rglob("*") if path.is_file()}
+
+
 @pytest.fixture(scope="session")
 def tiny_repro(tmp_path_factory):
     """A repository of this working tree with a tiny study, fully reproduced and committed.

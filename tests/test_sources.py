@@ -18,6 +18,7 @@ from chestxray.nih_layout import (
 from chestxray.params import ParamsError
 from chestxray.remote import DownloadError
 from chestxray.sources import InvalidDatasetError, acquire, invalid_rows
+from conftest import snapshot
 from http_server import FileServer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,11 +61,6 @@ def make_local(folder, rows=None, images=NAMES):
 
 def local_params(folder, on_invalid="stop"):
     return {"source": "local", "local_dir": str(folder), "on_invalid": on_invalid}
-
-
-def snapshot(folder):
-    return {path.relative_to(folder): path.read_bytes()
-            for path in folder.rglob("*") if path.is_file()}
 
 
 def test_local_source_references_images_in_place(tmp_path):

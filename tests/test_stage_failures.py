@@ -2,7 +2,6 @@
 prints one line naming the problem, and the previous outputs stay."""
 import ctypes
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -12,7 +11,7 @@ import sys
 import pytest
 
 from chestxray.stage import failure_message
-from conftest import REPO
+from conftest import REPO, snapshot
 from repos import set_params
 
 PR_CAPBSET_DROP = 24
@@ -39,12 +38,6 @@ def stage_process(stage, cwd, *, check=False, **options):
                           cwd=cwd, capture_output=True, text=True, check=check, **options)
 
 
-def fingerprints(folder):
-    """{relative path: sha256} of every file under ``folder``."""
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 def obey_file_permissions():
     """In a child process: make root, too, subject to file permissions after exec."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -54,7 +47,7 @@ def obey_file_permissions():
 
 
 def test_bad_params_stop_the_stage_before_any_work(workspace):
-    before = fingerprints(workspace / "outputs")
+    before = snapshot(workspace / "outputs")
     set_params(workspace, {"split.test_fraction": 1.5})
     try:
         result = stage_process("split", workspace)
@@ -63,7 +56,7 @@ def test_bad_params_stop_the_stage_before_any_work(workspace):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "error: params.yaml: split.test_fraction = 1.5 must be a number in (0, 0.9]"]
-    assert fingerprints(workspace / "outputs") == before
+    assert snapshot(workspace / "outputs") == before
 
 
 def test_a_class_without_positives_in_a_held_out_split_is_named(workspace):
@@ -131,7 +124,7 @@ def test_full_disk_during_download_keeps_the_previous_dataset(workspace, tmp_pat
         "error: cannot write outputs/dataset (No space left on device); "
         "outputs/dataset was left as it was")
     assert sorted(path.name for path in left.iterdir()) == ["dataset", "split.csv"]
-    assert fingerprints(left) == fingerprints(saved)
+    assert snapshot(left) == snapshot(saved)
 
 
 def test_unexplained_os_errors_name_the_file_and_the_problem():

@@ -17,7 +17,7 @@ from chestxray.callbacks import (
     start_phase,
 )
 from chestxray.errors import PipelineError
-from chestxray.labels import FINDINGS
+from chestxray.labels import FINDINGS, classes_with_both_labels
 from chestxray.params import validate
 from chestxray.tracking import stage_live
 from conftest import REPO
@@ -132,7 +132,7 @@ def test_val_auc_leaves_out_a_class_without_positives_in_val(params, stats, data
     images, labels = (array.numpy() for array in next(iter(data.unbatch().batch(IMAGES))))
     labels[:, 0] = 0
     val = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH)
-    monitored = training.monitored_classes(labels)
+    monitored = classes_with_both_labels(labels)
     assert not monitored[0] and monitored[1:].all()
 
     model, state = run(dict(params, epochs=1, restore_best=False), stats, data, tmp_path / "ck",

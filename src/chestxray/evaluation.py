@@ -6,16 +6,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm.auto import tqdm
 
 from chestxray.calibration import expected_calibration_error
-from chestxray.labels import FINDINGS, OFFICIAL_PREVALENCE
+from chestxray.labels import FINDINGS, OFFICIAL_PREVALENCE, classes_with_both_labels
 from chestxray.operating_points import choose_threshold, predictive_values, rates_at_threshold
 
 # Resamples drawn and scored at once: bounds memory at chunk x images weights.
 BOOTSTRAP_CHUNK = 100
-
-
-def _has_both_classes(truth):
-    """True when a 0/1 vector holds at least one positive and one negative."""
-    return 0 < truth.sum() < len(truth)
 
 
 def per_class_auc(y_true, y_score):
@@ -27,8 +22,9 @@ def per_class_auc(y_true, y_score):
     """
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
+    defined = classes_with_both_labels(y_true)
     return {finding: float(roc_auc_score(y_true[:, column], y_score[:, column]))
-            if _has_both_classes(y_true[:, column]) else None
+            if defined[column] else None
             for column, finding in enumerate(FINDINGS)}
 
 
@@ -46,8 +42,9 @@ def per_class_average_precision(y_true, y_score):
     """
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
+    defined = classes_with_both_labels(y_true)
     return {finding: float(average_precision_score(y_true[:, column], y_score[:, column]))
-            if _has_both_classes(y_true[:, column]) else None
+            if defined[column] else None
             for column, finding in enumerate(FINDINGS)}
 
 
@@ -111,7 +108,7 @@ def bootstrap_auc(y_true, y_score, patient_ids, resamples, seed, level=0.95, pro
     """
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
-    defined = [column for column in range(len(FINDINGS)) if _has_both_classes(y_true[:, column])]
+    defined = np.flatnonzero(classes_with_both_labels(y_true)).tolist()
     rng = np.random.default_rng(seed)
     aucs = np.full((resamples, len(FINDINGS)), np.nan)
     with tqdm(total=resamples, desc="bootstrap AUC", unit="resample", disable=not progress) as bar:

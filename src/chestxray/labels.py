@@ -77,3 +77,13 @@ def format_findings(multi_hot):
     """Inverse of :func:`parse_findings` for one row of shape (14,)."""
     names = [name for name, on in zip(FINDINGS, multi_hot) if on]
     return "|".join(names) if names else NO_FINDING
+
+
+def classes_with_both_labels(y_true):
+    """Which classes hold at least one positive and one negative: bool array (14,).
+
+    ``y_true`` is an (n, 14) array of 0/1. ROC AUC is defined for these
+    classes only.
+    """
+    positives = np.asarray(y_true).sum(axis=0)
+    return (positives > 0) & (positives < len(y_true))

@@ -60,23 +60,12 @@ def configure_tensorflow(mixed_precision=False, deterministic=False):
     return "CPU"
 
 
-def monitored_classes(val_labels):
-    """Which classes the validation AUC can score: bool array (14,).
-
-    ``val_labels`` is the (n, 14) 0/1 array of the val split. A class without
-    a positive (or a negative) there has no AUC; Keras would count it as 0
-    and pull the monitored mean down.
-    """
-    val_labels = np.asarray(val_labels)
-    positives = val_labels.sum(axis=0)
-    return (positives > 0) & (positives < len(val_labels))
-
-
 def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored=None):
     """Adam + weighted BCE + mean ROC AUC over the labels.
 
-    ``monitored`` (bool (14,), see :func:`monitored_classes`) restricts the
-    mean AUC to those classes; None means all 14. XLA compiles the steps on
+    ``monitored`` (bool (14,)) restricts the mean AUC to those classes; None
+    means all 14. Leave out classes without a positive or a negative in val:
+    Keras would count their undefined AUC as 0. XLA compiles the steps on
     GPU, except under op determinism: XLA has no deterministic max-pooling
     gradient (tensorflow/tensorflow#69417), and DenseNet121's stem max-pools.
     Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
