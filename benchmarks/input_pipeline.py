@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from chestxray.dataset import image_dataset
-from chestxray.model import augmentation
+from chestxray.data.dataset import image_dataset
+from chestxray.data.preprocessing import Preprocessing
+from chestxray.model.network import augmentation
 
 BATCH = 32
 
@@ -67,7 +68,7 @@ def main():
     # second variant maps it onto the batches, so the CPU does all the seeds' work.
     flip = augmentation(True, 0.0, 0.0, 0.0, seed=0)
     for variant in ("flip in the model", "flip in the pipeline"):
-        pipeline = image_dataset(paths, labels, args.size, BATCH, normalization="samplewise",
+        pipeline = image_dataset(paths, labels, Preprocessing(args.size, "samplewise"), BATCH,
                                  shuffle=True, seed=0)
         if variant == "flip in the pipeline":
             pipeline = pipeline.map(lambda images, y: (flip(images, training=True), y),

@@ -15,10 +15,10 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from chestxray.labels import parse_findings  # noqa: E402
-from chestxray.split import (  # noqa: E402
+from chestxray.data.split import (  # noqa: E402
     check_no_leakage, split_patients, split_positive_patients,
 )
+from chestxray.nih.labels import parse_findings  # noqa: E402
 
 DEFAULT_TABLE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-metadata"
                  / "Data_Entry_2017_v2020.csv.gz")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from chestxray.dataset import image_dataset
-from chestxray.labels import FINDINGS
-from chestxray.model import build_model
-from chestxray.training import compile_model, configure_tensorflow
+from chestxray.data.dataset import image_dataset
+from chestxray.data.preprocessing import Preprocessing
+from chestxray.model.network import build_model
+from chestxray.model.training import compile_model, configure_tensorflow
+from chestxray.nih.labels import FINDINGS
 
 BATCH = 32
 
@@ -45,10 +46,10 @@ def main():
     labels = (np.random.default_rng(0).random((len(paths), len(FINDINGS))) < 0.2
               ).astype(np.float32)
     device = configure_tensorflow()
-    pipeline = image_dataset(paths, labels, args.size, BATCH, mean=128.0, std=64.0,
-                             shuffle=True, seed=0)
+    preprocessing = Preprocessing(args.size, "featurewise", 128.0, 64.0)
+    pipeline = image_dataset(paths, labels, preprocessing, BATCH, shuffle=True, seed=0)
     arrays = np.concatenate([images.numpy() for images, _ in
-                             image_dataset(paths, labels, args.size, BATCH, mean=128.0, std=64.0)])
+                             image_dataset(paths, labels, preprocessing, BATCH)])
     half = {name: 0.5 for name in FINDINGS}
     model = compile_model(build_model(args.size, "none", 0.9), {"pos_weights": half,
                                                                 "neg_weights": half}, 1e-3, device)

@@ -1,30 +1,27 @@
 """split: patient-level train/val/test split with a hard leakage gate."""
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from chestxray import nih_layout
-from chestxray.atomic import atomic_write
-from chestxray.params import ParamsError, load_params
-from chestxray.split import (
+from chestxray.core.atomic import atomic_write
+from chestxray.core.params import ParamsError, load_params
+from chestxray.core.paths import DATASET_DIR, SPLIT_FILE
+from chestxray.core.stage import run_stage
+from chestxray.core.tracking import stage_live
+from chestxray.data.split import (
     SPLITS, check_no_leakage, split_official, split_patients, split_positive_patients,
     split_prevalence,
 )
-from chestxray.stage import run_stage
-from chestxray.tracking import stage_live
+from chestxray.nih import layout
 
-DATASET_DIR = Path("outputs/dataset")
-SPLIT_FILE = Path("outputs/split.csv")
-OFFICIAL_TEST_LIST = DATASET_DIR / "test_list.txt"
+OFFICIAL_TEST_LIST = DATASET_DIR / layout.TEST_LIST
 
 log = logging.getLogger("split")
 
 
 def main():
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params("split")["split"]
-    labels = nih_layout.read_dataset(DATASET_DIR)
+    labels = layout.read_dataset(DATASET_DIR)
     common = dict(seed=params["seed"], min_positive_patients=params["min_positive_patients"])
     if params["strategy"] == "official":
         if not OFFICIAL_TEST_LIST.exists():
@@ -48,7 +45,7 @@ def main():
         if absent:
             log.warning("the %s split has no positive patient of %s: AUC is undefined there",
                         name, ", ".join(absent))
-    with stage_live("metrics/split") as live:
+    with stage_live("split") as live:
         for name in SPLITS:
             in_split = table[table["split"] == name]
             live.log_metric(f"{name}/images", len(in_split), plot=False)

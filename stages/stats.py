@@ -1,33 +1,26 @@
 """stats: label prevalence, loss weights and pixel statistics of the train split."""
 import json
-from pathlib import Path
 
-import pandas as pd
-
-from chestxray import nih_layout
-from chestxray.atomic import atomic_write
-from chestxray.labels import FINDINGS, parse_findings
-from chestxray.params import load_params
-from chestxray.stage import run_stage
-from chestxray.stats import training_statistics
-from chestxray.tracking import stage_live
-
-DATASET_DIR = Path("outputs/dataset")
-SPLIT_FILE = Path("outputs/split.csv")
-STATS_FILE = Path("outputs/stats.json")
+from chestxray.core.atomic import atomic_write
+from chestxray.core.params import load_params
+from chestxray.core.paths import DATASET_DIR, SPLIT_FILE, STATS_FILE
+from chestxray.core.stage import run_stage
+from chestxray.core.tracking import stage_live
+from chestxray.data.split import read_split_file, select_split
+from chestxray.data.stats import training_statistics
+from chestxray.nih import layout
+from chestxray.nih.labels import FINDINGS, parse_findings
 
 
 def main():
     params = load_params("stats", "train")
-    labels = nih_layout.read_dataset(DATASET_DIR)
-    split = pd.read_csv(SPLIT_FILE)
-    train = labels[labels["Image Index"].isin(split.loc[split["split"] == "train", "Image Index"])]
+    train = select_split(layout.read_dataset(DATASET_DIR), read_split_file(SPLIT_FILE), "train")
     stats = training_statistics(parse_findings(train["Finding Labels"]), train["path"],
                                 params["train"]["image_size"], params["stats"]["max_images"],
                                 params["stats"]["seed"])
     with atomic_write(STATS_FILE, "w") as handle:
         json.dump(stats, handle, indent=2)
-    with stage_live("metrics/stats") as live:
+    with stage_live("stats") as live:
         live.log_metric("pixel_mean", stats["pixel_mean"], plot=False)
         live.log_metric("pixel_std", stats["pixel_std"], plot=False)
         rows = [{"finding": name, "prevalence": stats["positive_frequency"][name]}

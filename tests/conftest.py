@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -19,6 +20,12 @@ def shared_file(*parts):
     if not path.exists():
         pytest.skip(f"real NIH data not available at {path}")
     return path
+
+
+def download_params(**overrides):
+    """The repository's ``download:`` params (its defaults) with ``overrides``."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())["download"]
+    return {**params, **overrides}
 
 
 def snapshot(folder):

@@ -60,7 +60,7 @@ def set_params(repo, overrides):
 def reproduce_tiny_study(repo):
     """Replace ``repo``'s study with a 40-patient one (as the README describes), `dvc repro`
     it with :data:`TINY_PARAMS` and commit; returns the repro's log."""
-    run([sys.executable, "-m", "chestxray.embedded", "--out", "data", "--patients", "40",
+    run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data", "--patients", "40",
          "--min-positive-patients", "2"], repo)
     run(["dvc", "add", "-q", "data"], repo)
     run(["dvc", "push", "-q", "-r", "embedded", "data.dvc"], repo)

@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from chestxray.archives import (
+from chestxray.acquire.archives import (
     ArchiveError, extract_archive, find_dataset_root, find_image_folders,
 )
 

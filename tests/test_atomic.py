@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from chestxray.atomic import atomic_directory, atomic_write
+from chestxray.core.atomic import atomic_directory, atomic_write
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chestxray.evaluation import bootstrap_auc, patient_resample_counts, weighted_auc
-from chestxray.labels import FINDINGS
+from chestxray.evaluation.metrics import bootstrap_auc, patient_resample_counts, weighted_auc
+from chestxray.nih.labels import FINDINGS
 
 
 def noisy_study(patients, images_per_patient=3, seed=0):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from chestxray.calibration import expected_calibration_error
+from chestxray.evaluation.calibration import expected_calibration_error
 
 
 def test_perfectly_calibrated_predictor_has_zero_error():

@@ -5,11 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chestxray import nih_layout
-from chestxray.cohort import RELEASE_SIZE, sample_study
-from chestxray.embedded import ANATOMY_TABLE, render_dataset, write_study
-from chestxray.labels import FINDINGS, OFFICIAL_NO_FINDING, OFFICIAL_PREVALENCE, parse_findings
-from chestxray.phantom import render_radiograph
+from chestxray.acquire.cohort import sample_study
+from chestxray.acquire.embedded import ANATOMY_TABLE, render_dataset, write_study
+from chestxray.acquire.phantom import render_radiograph
+from chestxray.nih import layout
+from chestxray.nih.labels import FINDINGS, OFFICIAL_NO_FINDING, OFFICIAL_PREVALENCE, parse_findings
+from chestxray.nih.layout import RELEASE_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,10 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
 def test_rendered_folder_is_nih_layout(tmp_path):
     write_study(tmp_path / "study", 15, seed=1, min_positive_patients=1)
     summary = render_dataset(tmp_path / "study", tmp_path / "dataset", image_size=64)
-    table = nih_layout.read_dataset(tmp_path / "dataset")
+    table = layout.read_dataset(tmp_path / "dataset")
     assert str(len(table)) in summary
     assert all(pd.io.common.file_exists(p) for p in table["path"])
-    assert (tmp_path / "dataset" / nih_layout.BOX_TABLE).read_text().startswith(
+    assert (tmp_path / "dataset" / layout.BOX_TABLE).read_text().startswith(
         "Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
     assert not (tmp_path / "dataset" / ANATOMY_TABLE).exists()
 

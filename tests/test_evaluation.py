@@ -3,10 +3,10 @@ and the evaluate stage's per-class table."""
 import numpy as np
 import pytest
 
-from chestxray.evaluation import (
+from chestxray.evaluation.metrics import (
     class_results, mean_auc, per_class_auc, per_class_average_precision,
 )
-from chestxray.labels import FINDINGS
+from chestxray.nih.labels import FINDINGS
 
 
 def test_perfect_random_and_undefined_classes():

@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from repos import clone_sharing_cache, run
+
+
 def wait_for_queue(repo, timeout_s=600):
     """Poll ``dvc queue status`` until nothing is queued or running; return its last output."""
     deadline = time.monotonic() + timeout_s

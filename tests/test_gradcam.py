@@ -3,8 +3,9 @@ import keras
 import numpy as np
 import pytest
 
-from chestxray.gradcam import UnknownLayerError, draw_box, gradcam, overlay, upsample
-from chestxray.model import build_model
+from chestxray.explain.gradcam import UnknownLayerError, gradcam, upsample
+from chestxray.explain.overlays import draw_box, overlay
+from chestxray.model.network import build_model
 
 
 def blob_detector():

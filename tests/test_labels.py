@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from chestxray.labels import FINDINGS, format_findings, parse_findings
+from chestxray.nih.labels import FINDINGS, format_findings, parse_findings
 
 
 def test_parse_multi_label_rows_in_official_order():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from chestxray.localization import (
+from chestxray.explain.localization import (
     box_masks, centre_heatmaps, heatmap_iou, localization_table, peak_points, pointing_game,
     summarise_localization,
 )

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from chestxray.losses import WeightedBinaryCrossentropy
+from chestxray.model.losses import WeightedBinaryCrossentropy
 
 
 def test_matches_hand_computed_value():

@@ -3,8 +3,8 @@ import keras
 import numpy as np
 import pytest
 
-from chestxray.errors import PipelineError
-from chestxray.model import (
+from chestxray.core.errors import PipelineError
+from chestxray.model.network import (
     IMAGENET_WEIGHTS_FILE, WeightsUnavailableError, augmentation, build_model, freeze_base,
     unfreeze_base,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chestxray.distribution import choose_strategy, cluster_workers, is_chief
+from chestxray.model.distribution import choose_strategy, cluster_workers, is_chief
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 WORKER = """
 import json, sys
 import keras, numpy as np
-from chestxray.distribution import choose_strategy, is_chief
+from chestxray.model.distribution import choose_strategy, is_chief
 
 strategy = choose_strategy()
 keras.utils.set_random_seed(7)

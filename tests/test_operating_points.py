@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from chestxray.operating_points import choose_threshold, predictive_values, rates_at_threshold
+from chestxray.evaluation.operating_points import (
+    choose_threshold, predictive_values, rates_at_threshold,
+)
 
 # Ten images: positives score 0.9, 0.8, 0.6, 0.3; negatives 0.7, 0.5, 0.4, 0.2, 0.1, 0.05.
 TRUTH = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])

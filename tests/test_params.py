@@ -4,7 +4,8 @@ import copy
 import pytest
 import yaml
 
-from chestxray.params import SCHEMA, ParamsError, load_params, validate
+from chestxray.core.params import SCHEMA, ParamsError, load_params, validate
+
 from conftest import REPO
 
 

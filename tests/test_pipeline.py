@@ -1,11 +1,18 @@
 """End to end: `dvc repro` in fresh copies of the repository, offline, on a tiny study."""
+import dataclasses
 import json
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from chestxray.predict import load_model
+from chestxray.core.paths import DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE
+from chestxray.model.saved import load_model, save_model
+from chestxray.nih import layout
+from chestxray.nih.labels import FINDINGS
+
 from repos import clone_sharing_cache, clone_working_tree, run, set_params
 
 STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
@@ -63,6 +70,53 @@ def test_a_param_invalidates_its_own_stage_and_nothing_upstream(tiny_repro, tmp_
     assert stages_that_would_run(repo, {"split.seed": 1}) == {"split"}
 
 
+def stages_that_would_run_after_editing(repo, module):
+    """Stages `dvc repro --dry` lists after a comment is added to ``src/chestxray/<module>``."""
+    path = repo / "src" / "chestxray" / module
+    original = path.read_text()
+    path.write_text(original + "# edited\n")
+    try:
+        return stages_run(run(["dvc", "repro", "--dry"], repo))
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.slow
+def test_editing_package_code_invalidates_exactly_the_stages_that_run_it(tiny_repro, tmp_path):
+    repo = clone_sharing_cache(tiny_repro.path, tmp_path / "repo")
+    assert stages_that_would_run_after_editing(repo, "nih/labels.py") == set(STAGES)
+    assert stages_that_would_run_after_editing(repo, "acquire/remote.py") == {"download"}
+    assert stages_that_would_run_after_editing(repo, "model/losses.py") == {
+        "train", "evaluate", "gradcam"}
+    assert stages_that_would_run_after_editing(repo, "explain/overlays.py") == {"gradcam"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("normalization", ["featurewise", "samplewise"])
+def test_predict_gives_the_probabilities_evaluate_wrote(tiny_repro, tmp_path, normalization):
+    """`python -m chestxray predict` on the test images equals predictions.csv to 1e-5.
+
+    The tiny repro trains with featurewise normalisation; for samplewise its model
+    is saved again recording samplewise input, and the evaluate stage is rerun with it.
+    """
+    repo = clone_sharing_cache(tiny_repro.path, tmp_path / "repo")
+    model, preprocessing = load_model(repo / MODEL_FILE)
+    assert preprocessing.normalization == "featurewise"
+    if normalization == "samplewise":
+        save_model(model, dataclasses.replace(preprocessing, normalization="samplewise"),
+                   repo / MODEL_FILE)
+        run([sys.executable, "stages/evaluate.py"], repo)
+    evaluated = pd.read_csv(repo / PREDICTIONS_FILE).set_index("Image Index")
+    paths = layout.read_dataset(repo / DATASET_DIR).set_index("Image Index")["path"]
+    files = [str(repo / paths[name]) for name in evaluated.index]
+    run([sys.executable, "-m", "chestxray", "predict", *files, "--out", "predicted.csv"], repo)
+    predicted = pd.read_csv(repo / "predicted.csv")
+    predicted.index = [name.rsplit("/", 1)[-1] for name in predicted.pop("image")]
+    assert len(evaluated) > 10 and list(predicted.index) == list(evaluated.index)
+    np.testing.assert_allclose(predicted[list(FINDINGS)].to_numpy(),
+                               evaluated[list(FINDINGS)].to_numpy(), rtol=0, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_a_train_param_reruns_train_evaluate_and_gradcam_and_training_is_deterministic(
         tiny_repro, tmp_path):
@@ -72,11 +126,11 @@ def test_a_train_param_reruns_train_evaluate_and_gradcam_and_training_is_determi
     repo = clone_sharing_cache(tiny_repro.path, tmp_path / "repo")
     train = yaml.safe_load((repo / "params.yaml").read_text())["train"]
     assert train["epochs"] == 1 and train["deterministic"]
-    first = load_model(repo / "outputs" / "model.keras")
+    first, _ = load_model(repo / MODEL_FILE)
     set_params(repo, {"train.restore_best": not train["restore_best"]})
 
     assert stages_run(run(["dvc", "repro"], repo)) == {"train", "evaluate", "gradcam"}
-    again = load_model(repo / "outputs" / "model.keras")
+    again, _ = load_model(repo / MODEL_FILE)
     assert len(again.weights) == len(first.weights) > 0
     for left, right in zip(again.get_weights(), first.get_weights()):
         np.testing.assert_array_equal(left, right)

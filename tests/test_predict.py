@@ -9,25 +9,26 @@ from PIL import Image
 
 from chestxray import predict
 from chestxray.__main__ import main
-from chestxray.labels import FINDINGS
-from chestxray.model import build_model
-from chestxray.predict import PredictError, load_model
+from chestxray.data.preprocessing import Preprocessing
+from chestxray.explain.overlays import MAX_DISPLAY_SIDE, PANEL_GAP
+from chestxray.model.network import build_model
+from chestxray.model.saved import RECORD_ENTRY, ModelFileError, load_model, save_model
+from chestxray.nih.labels import FINDINGS
+
 from conftest import shared_file
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A 32-px DenseNet121 in memory and saved as .keras, and a stats JSON beside it.
+    """A 32-px DenseNet121 in memory with its preprocessing, and saved as .keras.
 
     Tests share the in-memory model: loading DenseNet121 takes ~10 s on CPU,
     so only the command-line test loads the saved file.
     """
-    folder = tmp_path_factory.mktemp("model")
-    model_path, stats_path = folder / "model.keras", folder / "stats.json"
-    model = build_model(32)
-    model.save(model_path)
-    stats_path.write_text(json.dumps({"pixel_mean": 100.0, "pixel_std": 50.0}))
-    return model, model_path, stats_path
+    model_path = tmp_path_factory.mktemp("model") / "model.keras"
+    model, preprocessing = build_model(32), Preprocessing(32, "featurewise", 100.0, 50.0)
+    save_model(model, preprocessing, model_path)
+    return model, preprocessing, model_path
 
 
 @pytest.fixture()
@@ -47,9 +48,9 @@ def images(tmp_path):
 
 
 def test_folder_with_a_corrupt_file(tiny_model, images, tmp_path, capsys):
-    model, _, stats_path = tiny_model
+    model, preprocessing, _ = tiny_model
     out = tmp_path / "predictions.csv"
-    status = predict.run([images], model, predict.read_pixel_stats(stats_path), out)
+    status = predict.run([images], model, preprocessing, out)
     captured = capsys.readouterr()
     assert status == 1
     assert captured.err.count("error:") == 1 and "corrupt.png" in captured.err
@@ -63,10 +64,10 @@ def test_folder_with_a_corrupt_file(tiny_model, images, tmp_path, capsys):
 
 
 def test_json_output_gradcam_overlays_and_exit_status_zero(tiny_model, images, tmp_path):
-    model, _, stats_path = tiny_model
+    model, preprocessing, _ = tiny_model
     out, overlays = tmp_path / "predictions.json", tmp_path / "overlays"
-    status = predict.run([images / "gray8.png", images / "rgb.png"], model,
-                         predict.read_pixel_stats(stats_path), out, gradcam_dir=overlays, top=2)
+    status = predict.run([images / "gray8.png", images / "rgb.png"], model, preprocessing, out,
+                         gradcam_dir=overlays, top=2)
     assert status == 0
     records = json.loads(out.read_text())
     assert [record["image"].split("/")[-1] for record in records] == ["gray8.png", "rgb.png"]
@@ -76,17 +77,17 @@ def test_json_output_gradcam_overlays_and_exit_status_zero(tiny_model, images, t
     top_two = sorted(FINDINGS, key=lambda name: -records[0][name])[:2]
     assert {f"gray8_{name}.png" for name in top_two} <= {path.name for path in written}
     with Image.open(overlays / f"gray8_{top_two[0]}.png") as picture:
-        assert picture.size == (70, 50) and picture.mode == "RGB"
+        # The source's own 70x50 pixels, plain beside the overlay.
+        assert picture.size == (2 * 70 + PANEL_GAP, 50) and picture.mode == "RGB"
 
 
 def test_same_image_gives_same_probabilities_whatever_its_encoding(tiny_model, tmp_path):
-    model, _, stats_path = tiny_model
+    model, preprocessing, _ = tiny_model
     gray = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
     Image.fromarray(gray).save(tmp_path / "a.png")
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "b.png")
     Image.fromarray(np.repeat(gray[..., None], 3, axis=-1)).save(tmp_path / "c.png")
-    table, failures = predict.predict_files(
-        model, sorted(tmp_path.glob("*.png")), predict.read_pixel_stats(stats_path))
+    table, failures = predict.predict_files(model, preprocessing, sorted(tmp_path.glob("*.png")))
     assert not failures
     probabilities = table[list(FINDINGS)].to_numpy()
     assert np.allclose(probabilities[0], probabilities[1], atol=1e-5)
@@ -94,37 +95,42 @@ def test_same_image_gives_same_probabilities_whatever_its_encoding(tiny_model, t
 
 
 def test_command_line(tiny_model, images, tmp_path, capsys):
-    _, model_path, stats_path = tiny_model
-    with pytest.raises(predict.PredictError, match="model file not found"):
+    _, _, model_path = tiny_model
+    with pytest.raises(ModelFileError, match="model file not found"):
         main(["predict", str(images), "--model", str(tmp_path / "missing.keras"),
-              "--stats", str(stats_path), "--out", str(tmp_path / "p.csv")])
+              "--out", str(tmp_path / "p.csv")])
     with pytest.raises(predict.PredictError, match=r"\.csv or \.json"):
-        main(["predict", str(images), "--model", str(model_path), "--stats", str(stats_path),
-              "--out", str(tmp_path / "p.xlsx")])
-    with pytest.raises(predict.PredictError, match="pixel_mean"):
-        main(["predict", str(images), "--model", str(model_path), "--stats", str(images /
-              "notes.txt"), "--out", str(tmp_path / "p.csv")])
+        main(["predict", str(images), "--model", str(model_path), "--out", str(tmp_path / "p.xlsx")])
     with pytest.raises(SystemExit) as exit_status:
         main(["predict", str(images / "missing.png"), str(images / "rgb.png"), "--model",
-              str(model_path), "--stats", str(stats_path), "--out", str(tmp_path / "p.csv")])
+              str(model_path), "--out", str(tmp_path / "p.csv")])
     assert exit_status.value.code == 1
     assert "missing.png: file not found" in capsys.readouterr().err
     assert len(pd.read_csv(tmp_path / "p.csv")) == 1
 
 
 def test_real_full_resolution_radiographs(tiny_model, tmp_path):
-    model, _, stats_path = tiny_model
+    model, preprocessing, _ = tiny_model
     first = shared_file("nih-fullres", "00000001_000.png")
     second = shared_file("nih-fullres", "00027426_000.png")
     out = tmp_path / "real.csv"
-    assert predict.run([first, second], model, predict.read_pixel_stats(stats_path), out) == 0
+    overlays = tmp_path / "overlays"
+    assert predict.run([first, second], model, preprocessing, out, gradcam_dir=overlays,
+                       top=1) == 0
     assert len(pd.read_csv(out)) == 2
+    # Each radiograph keeps its own resolution in its overlay panel.
+    for source in (first, second):
+        with Image.open(source) as original:
+            width, height = original.size
+        assert max(width, height) <= MAX_DISPLAY_SIDE
+        with Image.open(next(overlays.glob(f"{source.stem}_*.png"))) as picture:
+            assert picture.size == (2 * width + PANEL_GAP, height)
 
 
 def test_corrupt_model_file_is_one_clear_error(tmp_path):
     path = tmp_path / "model.keras"
     path.write_bytes(b"PK\x03\x04 truncated zip")
-    with pytest.raises(PredictError, match="model.keras: cannot load the model"):
+    with pytest.raises(ModelFileError, match="model.keras: cannot load the model"):
         load_model(path)
 
 
@@ -133,5 +139,29 @@ def test_model_of_another_architecture_is_refused(tmp_path):
     other = keras.Model(inputs, keras.layers.Dense(3)(inputs))
     path = tmp_path / "other.keras"
     other.save(path)
-    with pytest.raises(PredictError, match="not this pipeline's classifier"):
+    with pytest.raises(ModelFileError, match="not this pipeline's classifier"):
+        load_model(path)
+
+
+def test_overlays_of_a_large_image_are_capped(tiny_model, tmp_path):
+    model, preprocessing, _ = tiny_model
+    Image.fromarray(np.zeros((1500, 3000), np.uint8)).save(tmp_path / "wide.png")
+    written = predict.write_overlays(model, preprocessing, predict.predict_files(
+        model, preprocessing, [tmp_path / "wide.png"])[0], tmp_path / "out", top=1)
+    with Image.open(written[0]) as picture:
+        assert picture.size == (2 * MAX_DISPLAY_SIDE + PANEL_GAP, MAX_DISPLAY_SIDE // 2)
+
+
+def test_the_model_file_records_its_preprocessing(tiny_model, tmp_path):
+    model, _, _ = tiny_model
+    path = tmp_path / "samplewise.keras"
+    save_model(model, Preprocessing(32, "samplewise"), path)
+    assert load_model(path)[1] == Preprocessing(32, "samplewise")
+
+
+def test_a_model_without_its_record_is_refused(tiny_model, tmp_path):
+    model, _, _ = tiny_model
+    path = tmp_path / "bare.keras"
+    model.save(path)
+    with pytest.raises(ModelFileError, match=f"no {RECORD_ENTRY} record"):
         load_model(path)

@@ -4,8 +4,9 @@ import hashlib
 
 import pytest
 
-from chestxray import remote
-from chestxray.remote import DownloadError, RemoteFile, download, download_all
+from chestxray.acquire import remote
+from chestxray.acquire.remote import DownloadError, RemoteFile, download, download_all
+
 from http_server import FileServer
 
 BODY = bytes(range(256)) * 40  # 10,240 bytes, every offset distinguishable

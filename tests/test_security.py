@@ -4,8 +4,9 @@ import ast
 import keras
 import pytest
 
-from chestxray.predict import PredictError, load_model
-from chestxray.training import CheckpointError, load_checkpoint_model
+from chestxray.model.saved import ModelFileError, load_model
+from chestxray.model.training import CheckpointError, load_checkpoint_model
+
 from conftest import REPO
 
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
@@ -27,7 +28,7 @@ def lambda_model_file(tmp_path):
 
 
 def test_predict_refuses_a_model_carrying_python_code(lambda_model_file):
-    with pytest.raises(PredictError, match="model.keras: cannot load the model .*Lambda"):
+    with pytest.raises(ModelFileError, match="model.keras: cannot load the model .*Lambda"):
         load_model(lambda_model_file)
 
 

@@ -10,15 +10,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from chestxray.archives import ArchiveError
-from chestxray.nih_layout import (
+from chestxray.acquire.archives import ArchiveError
+from chestxray.acquire.remote import DownloadError
+from chestxray.acquire.screening import InvalidDatasetError, invalid_rows
+from chestxray.acquire.sources import acquire
+from chestxray.core.params import ParamsError
+from chestxray.nih.layout import (
     BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, images_dir, read_box_table, read_dataset,
     read_label_table,
 )
-from chestxray.params import ParamsError
-from chestxray.remote import DownloadError
-from chestxray.sources import InvalidDatasetError, acquire, invalid_rows
-from conftest import snapshot
+
+from conftest import download_params, snapshot
 from http_server import FileServer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,7 +62,7 @@ def make_local(folder, rows=None, images=NAMES):
 
 
 def local_params(folder, on_invalid="stop"):
-    return {"source": "local", "local_dir": str(folder), "on_invalid": on_invalid}
+    return download_params(source="local", local_dir=str(folder), on_invalid=on_invalid)
 
 
 def test_local_source_references_images_in_place(tmp_path):
@@ -154,7 +156,7 @@ def test_bad_table_skip_leaves_out_bad_rows_and_logs(case, tmp_path, caplog):
         with pytest.raises(InvalidDatasetError, match="missing columns"):
             acquire(params, tmp_path / "out", tmp_path / "data")
         return
-    with caplog.at_level(logging.WARNING, logger="chestxray.sources"):
+    with caplog.at_level(logging.WARNING, logger="chestxray.acquire"):
         acquire(params, tmp_path / "out", tmp_path / "data")
     table = read_label_table(tmp_path / "out" / LABEL_TABLE)
     assert table["Image Index"].tolist() == [NAMES[i] for i in kept]
@@ -205,7 +207,8 @@ def test_bad_params_are_refused(params, message, tmp_path):
     (tmp_path / "x" / LABEL_TABLE).write_text(table_csv([row(NAMES[0])]))
     (tmp_path / "x" / IMAGES).mkdir()
     with pytest.raises(ParamsError, match=message):
-        acquire({**params, "cache_dir": str(tmp_path / "cache")}, tmp_path / "out", tmp_path)
+        acquire(download_params(**params, cache_dir=str(tmp_path / "cache")), tmp_path / "out",
+                tmp_path)
 
 
 # --- url ---------------------------------------------------------------------------
@@ -222,8 +225,8 @@ def tar_gz(members):
 
 
 def url_params(server, tmp_path, on_invalid="stop", allow_http=True):
-    return {"source": "url", "url": server.url("/set.tar.gz"), "allow_http": allow_http,
-            "on_invalid": on_invalid, "cache_dir": str(tmp_path / "cache")}
+    return download_params(source="url", url=server.url("/set.tar.gz"), allow_http=allow_http,
+                           on_invalid=on_invalid, cache_dir=str(tmp_path / "cache"))
 
 
 def nested_archive(extra=None):
@@ -293,13 +296,13 @@ def nih_server_files(table_rows=None, boxes=True):
 
 
 def nih_params(tmp_path, nih_urls, limit=0):
-    return {"source": "nih", "nih_urls": nih_urls, "limit_archives": limit, "allow_http": True,
-            "on_invalid": "stop", "cache_dir": str(tmp_path / "cache")}
+    return download_params(source="nih", nih_urls=nih_urls, limit_archives=limit,
+                           allow_http=True, cache_dir=str(tmp_path / "cache"))
 
 
 def test_nih_mirror_with_limit_archives_keeps_downloaded_images_only(tmp_path, caplog):
     with FileServer(nih_server_files()) as server:
-        with caplog.at_level(logging.INFO, logger="chestxray.sources"):
+        with caplog.at_level(logging.INFO, logger="chestxray.acquire"):
             summary = acquire(nih_params(tmp_path, server.url("/mirror/"), limit=1),
                               tmp_path / "out", tmp_path)
         fetched = {path for path, _ in server.requests}

@@ -3,11 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chestxray.cohort import sample_study
-from chestxray.labels import FINDINGS
-from chestxray.split import (
+from chestxray.acquire.cohort import sample_study
+from chestxray.data.split import (
     LeakageError, check_no_leakage, split_official, split_patients, split_positive_patients,
 )
+from chestxray.nih.labels import FINDINGS
+
 from conftest import shared_file
 
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from chestxray.stage import failure_message
+from chestxray.core.stage import failure_message
+
 from conftest import REPO, snapshot
 from repos import set_params
 
@@ -25,7 +26,7 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("workspace")
     shutil.copy(REPO / "params.yaml", root)
     set_params(root, {"download.image_size": 64, "split.min_positive_patients": 1})
-    subprocess.run([sys.executable, "-m", "chestxray.embedded", "--out", "data", "--patients",
+    subprocess.run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data", "--patients",
                     "30", "--min-positive-patients", "1"], cwd=root, check=True)
     for stage in ("download", "split"):
         stage_process(stage, root, check=True)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chestxray.stats import class_weights, pixel_statistics, positive_frequency
+from chestxray.data.stats import class_weights, pixel_statistics, positive_frequency
 
 
 def test_positive_frequency_per_class():

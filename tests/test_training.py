@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from dvclive import Live
 
-from chestxray import callbacks as callbacks_module
-from chestxray import training
-from chestxray.distribution import choose_strategy
-from chestxray.callbacks import (
+from chestxray.core.errors import PipelineError
+from chestxray.core.params import validate
+from chestxray.model import callbacks as callbacks_module
+from chestxray.model import training
+from chestxray.model.callbacks import (
     EpochCheckpoint, LearningRateControl, NonFiniteLossError, StopOnNonFiniteLoss, new_state,
     start_phase,
 )
-from chestxray.errors import PipelineError
-from chestxray.labels import FINDINGS, classes_with_both_labels
-from chestxray.params import validate
-from chestxray.tracking import stage_live
+from chestxray.model.distribution import choose_strategy
+from chestxray.nih.labels import FINDINGS, classes_with_both_labels
+
 from conftest import REPO
 
 SIZE, IMAGES, BATCH = 32, 8, 4
@@ -67,7 +68,8 @@ def other_tiny_model():
 
 def run(params, stats, data, directory, live_dir, fingerprint="run", val=None, monitored=None):
     state, model = training.resume(directory, fingerprint, tiny_model)
-    with stage_live(str(live_dir), resume=state is not None) as live:
+    with Live(str(live_dir), resume=state is not None, dvcyaml=False,
+              save_dvc_exp=False) as live:
         return training.train(model or tiny_model(), data, val or data, params, stats, directory,
                               live, state=state or new_state(fingerprint), monitored=monitored)
 

@@ -3,9 +3,11 @@ import argparse
 import sys
 
 from chestxray import predict
-from chestxray.gradcam import DEFAULT_LAYER
-from chestxray.labels import FINDINGS
-from chestxray.stage import run_stage
+from chestxray.core.paths import MODEL_FILE
+from chestxray.core.stage import run_stage
+from chestxray.explain.gradcam import DEFAULT_LAYER
+from chestxray.model.saved import load_model
+from chestxray.nih.labels import FINDINGS
 
 
 def parser():
@@ -18,9 +20,9 @@ def parser():
                     "reported on stderr and skipped; the exit status is 1 if any failed.")
     command.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
                          help="image files, or folders searched recursively for PNG/JPEG")
-    command.add_argument("--model", default="outputs/model.keras", help="trained model")
-    command.add_argument("--stats", default="outputs/stats.json",
-                         help="JSON with the training pixel_mean and pixel_std")
+    command.add_argument("--model", default=str(MODEL_FILE),
+                         help=f"trained model; it records its own preprocessing "
+                              f"(default: {MODEL_FILE})")
     command.add_argument("--out", default="predictions.csv",
                          help="output file, .csv or .json (default: predictions.csv)")
     command.add_argument("--gradcam", metavar="DIR",
@@ -40,9 +42,8 @@ def main(argv=None):
         raise predict.PredictError(f"--top must be in [1, {len(FINDINGS)}] and "
                                    "--batch-size at least 1")
     predict.check_output_path(arguments.out)
-    pixel_stats = predict.read_pixel_stats(arguments.stats)
-    model = predict.load_model(arguments.model)
-    sys.exit(predict.run(arguments.inputs, model, pixel_stats, arguments.out,
+    model, preprocessing = load_model(arguments.model)
+    sys.exit(predict.run(arguments.inputs, model, preprocessing, arguments.out,
                          gradcam_dir=arguments.gradcam, top=arguments.top,
                          layer=arguments.layer, batch_size=arguments.batch_size))
 

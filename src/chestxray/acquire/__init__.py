@@ -1,0 +1,1 @@
+"""The download stage: sources that produce a dataset folder in NIH layout."""

@@ -1,0 +1,1 @@
+"""What every stage shares: params, output paths, errors, atomic writes, the stage runner."""

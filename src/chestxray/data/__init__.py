@@ -1,0 +1,1 @@
+"""Images, splits and statistics: from a dataset folder to model-ready batches."""

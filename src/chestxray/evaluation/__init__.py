@@ -1,0 +1,1 @@
+"""The evaluate stage: per-class metrics with confidence intervals, operating points, report."""

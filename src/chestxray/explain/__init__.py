@@ -1,0 +1,1 @@
+"""Grad-CAM heatmaps, their localisation scores against boxes, and overlays."""

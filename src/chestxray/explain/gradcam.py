@@ -1,0 +1,104 @@
+"""Grad-CAM class activation maps (Selvaraju et al., 2017), batched."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from chestxray.core.errors import PipelineError
+from chestxray.data.preprocessing import preprocess_files
+from chestxray.nih.labels import FINDINGS
+
+# Output of the last dense block after its batch norm and ReLU.
+DEFAULT_LAYER = "relu"
+DEFAULT_BATCH_SIZE = 32
+
+
+class UnknownLayerError(PipelineError, ValueError):
+    """The layer asked for is not in the model."""
+
+
+def feature_layer(model, layer):
+    """The layer named ``layer`` of ``model``; :class:`UnknownLayerError` if there is none."""
+    names = [candidate.name for candidate in model.layers]
+    if layer not in names:
+        raise UnknownLayerError(
+            f"gradcam layer {layer!r} is not in model {model.name!r}; DenseNet121's dense "
+            f"block outputs are 'pool2_relu', 'pool3_relu', 'pool4_relu' and 'relu' (the last)")
+    return model.get_layer(layer)
+
+
+def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_BATCH_SIZE,
+            resize=True):
+    """Grad-CAM heatmaps for a batch of images.
+
+    Parameters
+    ----------
+    model : Keras model mapping (n, H, W, 1) images to (n, 14) probabilities.
+    images : float32 array of shape (n, H, W, 1), normalised like training input.
+    class_index : int, the class explained in every image, or int array of
+        shape (n,), the class explained in each image.
+    layer : name of a convolutional layer of ``model``.
+    batch_size : images per forward/backward pass.
+    resize : scale the maps bilinearly to the input size (True), or keep the
+        layer's own grid (h, w), each cell centred on its receptive field.
+
+    Returns
+    -------
+    float32 array of shape (n, H, W), or (n, h, w) without ``resize``, each map
+    scaled to 0..1 (all zeros where the class gets no positive evidence).
+    """
+    feature_model = keras.Model(model.inputs, [feature_layer(model, layer).output, model.output])
+    images = np.asarray(images, dtype=np.float32)
+    classes = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (len(images),))
+    maps = [_gradcam_batch(feature_model, images[start:start + batch_size],
+                           classes[start:start + batch_size])
+            for start in range(0, len(images), batch_size)]
+    grid = tuple(feature_model.outputs[0].shape[1:3])
+    maps = np.concatenate(maps) if maps else np.zeros((0, *grid), np.float32)
+    return upsample(maps, images.shape[1:3]) if resize else maps
+
+
+def _gradcam_batch(feature_model, images, classes):
+    """Grad-CAM of one batch: images (b, H, W, 1), classes (b,) -> float32 (b, h, w)
+    on the layer's grid."""
+    images = tf.convert_to_tensor(images)
+    with tf.GradientTape() as tape:
+        features, predictions = feature_model(images, training=False)
+        # Images do not interact in inference mode, so the gradient of the summed
+        # scores holds each image's own gradient.
+        scores = tf.gather(predictions, classes, axis=1, batch_dims=1)
+    gradients = tape.gradient(scores, features)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    cams = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))
+    peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
+    return tf.math.divide_no_nan(cams, peak).numpy().astype(np.float32)
+
+
+def upsample(heatmaps, shape):
+    """Resize heatmaps (h, w) or (n, h, w) in 0..1 bilinearly to ``shape`` = (H, W).
+
+    Returns float32 (H, W) or (n, H, W), clipped to 0..1.
+    """
+    heatmaps = np.asarray(heatmaps, np.float32)
+    if not len(heatmaps):
+        return np.zeros((0, *shape), np.float32)
+    resized = tf.image.resize(heatmaps[..., None], shape, method="bilinear")[..., 0]
+    return np.clip(resized.numpy(), 0, 1)
+
+
+def explain_files(model, preprocessing, paths, findings, layer=DEFAULT_LAYER,
+                  batch_size=DEFAULT_BATCH_SIZE):
+    """Grad-CAM of ``findings[i]`` in image file ``paths[i]``, on the layer's grid.
+
+    The files are preprocessed as the model was trained
+    (:func:`~chestxray.data.preprocessing.preprocess_files`), ``batch_size`` at
+    a time, so any number of files fits in memory. Returns float32 (n, h, w)
+    in 0..1.
+    """
+    classes = [FINDINGS.index(finding) for finding in findings]
+    maps = [gradcam(model, preprocess_files(paths[start:start + batch_size], preprocessing),
+                    classes[start:start + batch_size], layer, batch_size, resize=False)
+            for start in range(0, len(paths), batch_size)]
+    if maps:
+        return np.concatenate(maps)
+    grid = tuple(feature_layer(model, layer).output.shape[1:3])
+    return np.zeros((0, *grid), np.float32)

@@ -1,0 +1,1 @@
+"""The classifier: network, loss, training loop, and the saved model with its preprocessing."""
