@@ -58,21 +58,11 @@ def read_gray(path, size=None):
     Raises :class:`ImageError` for a missing, empty, truncated, non-image or
     oversized file.
     """
+    check_image(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: {image.width}x{image.height} pixels exceeds "
-                                     f"the {MAX_PIXELS:,}-pixel limit (decompression bomb?)")
-                image.load()
-                gray = to_gray_uint8(image)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{path}: refused as a decompression bomb ({error})") from error
-    except FileNotFoundError as error:
-        raise ImageError(f"{path}: file not found") from error
+        with Image.open(path) as image:
+            image.load()
+            gray = to_gray_uint8(image)
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"{path}: not a readable image ({error})") from error
     if size is not None and gray.shape != (size, size):
