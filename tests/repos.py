@@ -58,7 +58,7 @@ def set_params(repo, overrides):
 
 
 def reproduce_tiny_study(repo):
-    """Replace ``repo``'s study with a 40-patient one (as the README describes), `dvc repro`
+    """Replace ``repo``'s study with a 40-patient one (as docs/real-data.md describes), `dvc repro`
     it with :data:`TINY_PARAMS` and commit; returns the repro's log."""
     run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data", "--patients", "40",
          "--min-positive-patients", "2"], repo)

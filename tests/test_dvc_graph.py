@@ -157,7 +157,8 @@ def test_the_package_has_no_circular_imports():
     def visit(name):
         if name in done:
             return
-        assert name not in visiting, f"import cycle: {' -> '.join(visiting[visiting.index(name):] + [name])}"
+        cycle = visiting[visiting.index(name):] + [name] if name in visiting else []
+        assert not cycle, f"import cycle: {' -> '.join(cycle)}"
         visiting.append(name)
         for imported in sorted(graph[name]):
             visit(imported)

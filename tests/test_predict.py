@@ -100,7 +100,8 @@ def test_command_line(tiny_model, images, tmp_path, capsys):
         main(["predict", str(images), "--model", str(tmp_path / "missing.keras"),
               "--out", str(tmp_path / "p.csv")])
     with pytest.raises(predict.PredictError, match=r"\.csv or \.json"):
-        main(["predict", str(images), "--model", str(model_path), "--out", str(tmp_path / "p.xlsx")])
+        main(["predict", str(images), "--model", str(model_path),
+              "--out", str(tmp_path / "p.xlsx")])
     with pytest.raises(SystemExit) as exit_status:
         main(["predict", str(images / "missing.png"), str(images / "rgb.png"), "--model",
               str(model_path), "--out", str(tmp_path / "p.csv")])

@@ -26,8 +26,8 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("workspace")
     shutil.copy(REPO / "params.yaml", root)
     set_params(root, {"download.image_size": 64, "split.min_positive_patients": 1})
-    subprocess.run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data", "--patients",
-                    "30", "--min-positive-patients", "1"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data",
+                    "--patients", "30", "--min-positive-patients", "1"], cwd=root, check=True)
     for stage in ("download", "split"):
         stage_process(stage, root, check=True)
     return root
