@@ -11,7 +11,9 @@ from chestxray.core.stage import run_stage
 from chestxray.core.tracking import stage_live
 from chestxray.data.preprocessing import load_display_image
 from chestxray.explain.gradcam import explain_files, upsample
-from chestxray.explain.localization import localization_table, summarise_localization
+from chestxray.explain.localization import (
+    boxed_findings, localization_table, summarise_localization,
+)
 from chestxray.explain.overlays import MAX_DISPLAY_SIDE, overlay_panel
 from chestxray.model.saved import load_model
 from chestxray.model.training import configure_tensorflow
@@ -30,20 +32,18 @@ def main():
     predictions = pd.read_csv(PREDICTIONS_FILE, dtype={"Image Index": str})
     paths = layout.read_dataset(DATASET_DIR).set_index("Image Index")["path"]
     boxes = layout.read_dataset_boxes(DATASET_DIR)
-    box_columns = ["x", "y", "w", "h"]
 
-    test_boxes = boxes[boxes["Image Index"].isin(predictions["Image Index"])]
-    boxed = [(name, finding, group[box_columns].to_numpy())
-             for (name, finding), group in test_boxes.groupby(["Image Index", "Finding Label"])]
-    names, findings, box_lists = zip(*boxed) if boxed else ((), (), ())
+    scored = boxed_findings(boxes, predictions["Image Index"])
+    names, findings = zip(*scored) if scored else ((), ())
     native = explain_files(model, preprocessing, [paths[name] for name in names], findings,
                            layer, batch_size)
-    table = localization_table(findings, native, upsample(native, (size, size)), box_lists,
-                               settings["iou_threshold"])
+    table = localization_table(findings, native, upsample(native, (size, size)),
+                               list(scored.values()), settings["iou_threshold"])
     summary = summarise_localization(table)
 
     top = [(name, finding) for finding in FINDINGS
            for name in predictions.nlargest(per_class, finding)["Image Index"]]
+    top_boxes = boxed_findings(boxes, [name for name, _ in top])
     with stage_live("gradcam") as live:
         for finding, row in summary.iterrows():
             for column, value in row.dropna().items():
@@ -52,9 +52,8 @@ def main():
         heatmaps = explain_files(model, preprocessing, [paths[name] for name, _ in top],
                                  [finding for _, finding in top], layer, batch_size)
         for (name, finding), heatmap in zip(top, heatmaps):
-            truth = boxes[(boxes["Image Index"] == name) & (boxes["Finding Label"] == finding)]
             panel = overlay_panel(load_display_image(paths[name], MAX_DISPLAY_SIDE), heatmap,
-                                  truth[box_columns].to_numpy())
+                                  top_boxes.get((name, finding), ()))
             # "_gradcam" keeps overlays from sharing a name with a source radiograph.
             live.log_image(f"{finding}/{Path(name).stem}_gradcam.png", panel)
 

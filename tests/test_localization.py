@@ -1,10 +1,11 @@
 """Pointing game and IoU on hand-made heatmaps and boxes."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from chestxray.explain.localization import (
-    box_masks, centre_heatmaps, heatmap_iou, localization_table, peak_points, pointing_game,
-    summarise_localization,
+    box_masks, boxed_findings, centre_heatmaps, heatmap_iou, localization_table, peak_points,
+    pointing_game, summarise_localization,
 )
 
 
@@ -88,3 +89,14 @@ def test_table_and_summary_compare_model_with_centre_baseline():
     assert summary.loc["all", "boxes"] == 3
     assert summary.loc["all", "hit_rate"] == pytest.approx(2 / 3)
     assert summary.loc["all", "centre_hit_rate"] == 0.0
+
+
+def test_boxes_are_grouped_by_image_and_finding_for_the_images_asked():
+    boxes = pd.DataFrame({
+        "Image Index": ["a.png", "a.png", "a.png", "b.png", "c.png"],
+        "Finding Label": ["Mass", "Mass", "Nodule", "Mass", "Mass"],
+        "x": [1, 2, 3, 4, 5], "y": [0, 0, 0, 0, 0], "w": [9, 9, 9, 9, 9], "h": [8, 8, 8, 8, 8]})
+    grouped = boxed_findings(boxes, ["a.png", "c.png"])
+    assert list(grouped) == [("a.png", "Mass"), ("a.png", "Nodule"), ("c.png", "Mass")]
+    np.testing.assert_array_equal(grouped[("a.png", "Mass")], [[1, 0, 9, 8], [2, 0, 9, 8]])
+    assert boxed_findings(boxes, []) == {}

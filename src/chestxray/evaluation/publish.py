@@ -84,7 +84,7 @@ def run_details(settings, test_images, test_patients, val_images, undefined):
 
 
 def write_report(table, overall, details, images, path=REPORT_FILE):
-    """Render the Markdown report (:func:`~chestxray.evaluation.report.render_report`) to ``path``."""
+    """Write the Markdown report (:func:`~chestxray.evaluation.report.render_report`)."""
     with atomic_write(path, "w") as handle:
         handle.write(render_report(table, overall, details=details, images=images))
 

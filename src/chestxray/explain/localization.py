@@ -8,8 +8,22 @@ import pandas as pd
 
 from chestxray.nih.layout import RELEASE_SIZE
 
+# The box table's coordinate columns.
+BOX_COLUMNS = ["x", "y", "w", "h"]
 # Centre baseline: a Gaussian whose spread is this share of the image side.
 CENTRE_SIGMA_SHARE = 0.25
+
+
+def boxed_findings(boxes, image_names):
+    """The boxes of ``image_names``, grouped by (image, finding).
+
+    boxes : a box table (``Image Index``, ``Finding Label``, x, y, w, h in
+    release space). Returns ``{(image, finding): float array (k, 4)}`` in the
+    table's sorted order.
+    """
+    chosen = boxes[boxes["Image Index"].isin(set(image_names))]
+    return {key: group[BOX_COLUMNS].to_numpy(np.float64)
+            for key, group in chosen.groupby(["Image Index", "Finding Label"])}
 
 
 def box_masks(boxes_per_image, shape, release_size=RELEASE_SIZE):
