@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from PIL import Image
 
 from chestxray.core.atomic import atomic_write
@@ -64,8 +63,7 @@ def predict_files(model, preprocessing, files, batch_size=32):
         if names:
             # An eager call: model.predict first spends ~10 s tracing DenseNet121
             # on CPU, more than scoring a typical handful of files takes.
-            images = preprocessing.normalize(tf.cast(np.stack(pixels), tf.float32))
-            scores = model(images, training=False)
+            scores = model(preprocessing.model_input(np.stack(pixels)), training=False)
             rows.append(pd.DataFrame(np.asarray(scores, np.float64), columns=list(FINDINGS))
                         .round(6).assign(image=names))
     table = pd.concat(rows, ignore_index=True) if rows else \

@@ -55,6 +55,10 @@ class Preprocessing:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def model_input(self, pixels):
+        """uint8 images (n, S, S, 1) from :func:`load_pixels` -> normalised float32 array."""
+        return self.normalize(tf.cast(pixels, tf.float32)).numpy()
+
     def normalize(self, images):
         """float32 images (..., H, W, 1) on 0..255 -> about zero mean, unit variance."""
         if self.normalization == "featurewise":
@@ -97,17 +101,25 @@ def load_pixels(path, image_size):
     return quantize(resize(decode_gray(tf.io.read_file(path)), image_size))
 
 
-def load_image(path, image_size):
-    """:func:`load_pixels` for one file, eagerly, after :func:`check_image`.
+def decode_file(path):
+    """:func:`decode_gray` of one file, eagerly, after :func:`check_image`.
 
-    Returns a uint8 array (image_size, image_size, 1); raises
+    Returns float32 (H, W, 1) on 0..255; raises
     :class:`~chestxray.data.images.ImageError` for a file that cannot be used.
     """
     check_image(path)
     try:
-        return load_pixels(str(path), image_size).numpy()
+        return decode_gray(tf.io.read_file(str(path)))
     except DECODE_FAILURES as error:
         raise ImageError(f"{path}: not a readable image ({error.message})") from error
+
+
+def load_image(path, image_size):
+    """:func:`load_pixels` of one file, eagerly, with :func:`decode_file`'s errors.
+
+    Returns a uint8 array (image_size, image_size, 1).
+    """
+    return quantize(resize(decode_file(path), image_size)).numpy()
 
 
 def preprocess_files(paths, preprocessing):
@@ -119,7 +131,7 @@ def preprocess_files(paths, preprocessing):
     size = preprocessing.image_size
     pixels = np.stack([load_image(path, size) for path in paths]) if len(paths) else \
         np.zeros((0, size, size, 1), np.uint8)
-    return preprocessing.normalize(tf.cast(pixels, tf.float32)).numpy()
+    return preprocessing.model_input(pixels)
 
 
 def load_display_image(path, max_side):
@@ -128,11 +140,7 @@ def load_display_image(path, max_side):
     Decoded as the model's input is; an image larger than ``max_side`` is
     scaled down to fit, keeping its aspect ratio.
     """
-    check_image(path)
-    try:
-        pixels = decode_gray(tf.io.read_file(str(path)))
-    except DECODE_FAILURES as error:
-        raise ImageError(f"{path}: not a readable image ({error.message})") from error
+    pixels = decode_file(path)
     height, width = pixels.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:

@@ -95,10 +95,9 @@ def explain_files(model, preprocessing, paths, findings, layer=DEFAULT_LAYER,
     in 0..1.
     """
     classes = [FINDINGS.index(finding) for finding in findings]
-    maps = [gradcam(model, preprocess_files(paths[start:start + batch_size], preprocessing),
-                    classes[start:start + batch_size], layer, batch_size, resize=False)
-            for start in range(0, len(paths), batch_size)]
-    if maps:
-        return np.concatenate(maps)
-    grid = tuple(feature_layer(model, layer).output.shape[1:3])
-    return np.zeros((0, *grid), np.float32)
+    # No file still makes one (empty) call, which gives the layer's grid shape.
+    starts = range(0, len(paths), batch_size) or [0]
+    return np.concatenate([
+        gradcam(model, preprocess_files(paths[start:start + batch_size], preprocessing),
+                classes[start:start + batch_size], layer, batch_size, resize=False)
+        for start in starts])
