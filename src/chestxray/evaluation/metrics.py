@@ -15,6 +15,16 @@ from chestxray.nih.labels import FINDINGS, OFFICIAL_PREVALENCE, classes_with_bot
 BOOTSTRAP_CHUNK = 100
 
 
+def _per_class(score, y_true, y_score):
+    """``score(truth, scores)`` of each class, None where it lacks positives or negatives."""
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score)
+    defined = classes_with_both_labels(y_true)
+    return {finding: float(score(y_true[:, column], y_score[:, column]))
+            if defined[column] else None
+            for column, finding in enumerate(FINDINGS)}
+
+
 def per_class_auc(y_true, y_score):
     """ROC AUC of each class.
 
@@ -22,12 +32,7 @@ def per_class_auc(y_true, y_score):
     Returns a dict finding -> float, or None where the class has only positives
     or only negatives in ``y_true`` (AUC is undefined there).
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score)
-    defined = classes_with_both_labels(y_true)
-    return {finding: float(roc_auc_score(y_true[:, column], y_score[:, column]))
-            if defined[column] else None
-            for column, finding in enumerate(FINDINGS)}
+    return _per_class(roc_auc_score, y_true, y_score)
 
 
 def mean_auc(aucs):
@@ -42,12 +47,7 @@ def per_class_average_precision(y_true, y_score):
     Same shapes as :func:`per_class_auc`; None where the class has no positive
     or no negative in ``y_true``.
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score)
-    defined = classes_with_both_labels(y_true)
-    return {finding: float(average_precision_score(y_true[:, column], y_score[:, column]))
-            if defined[column] else None
-            for column, finding in enumerate(FINDINGS)}
+    return _per_class(average_precision_score, y_true, y_score)
 
 
 def patient_resample_counts(patient_ids, resamples, rng):
