@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chestxray.data.stats import class_weights, pixel_statistics, positive_frequency
+from chestxray.data.stats import (
+    StatsFileError, class_weights, pixel_statistics, positive_frequency, read_stats,
+)
 
 
 def test_positive_frequency_per_class():
@@ -37,3 +39,11 @@ def test_pixel_statistics_of_known_images(tmp_path):
     mean, std = pixel_statistics(paths, image_size=8, max_images=10, seed=0)
     assert mean == pytest.approx(100.0)
     assert std == pytest.approx(np.std([0, 100, 200]))
+
+
+def test_a_missing_or_incomplete_stats_file_is_one_clear_error(tmp_path):
+    with pytest.raises(StatsFileError, match="stats.json: cannot read the training statistics"):
+        read_stats(tmp_path / "stats.json")
+    (tmp_path / "stats.json").write_text('{"pixel_mean": 80.0, "pixel_std": 50.0}')
+    with pytest.raises(StatsFileError, match="missing pos_weights, neg_weights"):
+        read_stats(tmp_path / "stats.json")
