@@ -8,10 +8,10 @@ import zipfile
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from chestxray.core.errors import PipelineError
+from chestxray.model.auc import MonitoredAUC
 from chestxray.model.callbacks import (
     EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, read_state, start_phase,
 )
@@ -63,9 +63,7 @@ def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored
     Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
     """
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_from_stats(stats),
-                  metrics=[keras.metrics.AUC(
-                      multi_label=True, num_labels=len(FINDINGS), name="auc",
-                      label_weights=None if monitored is None else np.asarray(monitored, float))],
+                  metrics=[MonitoredAUC(len(FINDINGS), monitored)],
                   jit_compile="auto" if device == "GPU" and not deterministic else False)
     return model
 
