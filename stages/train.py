@@ -66,8 +66,8 @@ def main():
             model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR,
                                  live, state=state or new_state(fingerprint), strategy=strategy,
                                  device=device, monitored=monitored)
-    save_model(portable_copy(model, lambda: build("none")), preprocessing, MODEL_FILE)
-    clear_checkpoints(CHECKPOINT_DIR)
+        save_model(portable_copy(model, lambda: build("none")), preprocessing, MODEL_FILE)
+        clear_checkpoints(CHECKPOINT_DIR)
     resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
     best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
             if state["best_epoch"] is not None else "no finite val AUC")

@@ -18,18 +18,20 @@ TINY_PARAMS = {"download.image_size": 64, "split.min_positive_patients": 1,
                "evaluate.bootstrap_resamples": 20, "gradcam.images_per_class": 1}
 
 
-def run(command, cwd, env=None):
+def run(command, cwd, env=None, fails=False):
     """Run ``command`` in ``cwd`` with this venv's tools and ``cwd``'s own package on the path.
 
     PYTHONPATH makes stages import the copy's ``src`` rather than the editable install's;
     DVC passes it on to queued experiments, which run in temp dirs under .dvc/tmp/exps.
-    Returns stdout and stderr together; fails the test on a non-zero exit.
+    Returns stdout and stderr together; fails the test on a non-zero exit, or with
+    ``fails`` on a zero one.
     """
     env = dict(os.environ, **(env or {}),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                PYTHONPATH=str(Path(cwd) / "src"))
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    assert (result.returncode != 0) == fails, \
+        f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
 
 

@@ -12,6 +12,7 @@ from chestxray.model.saved import load_model, read_record
 from chestxray.nih import layout
 from chestxray.nih.labels import FINDINGS
 
+from conftest import snapshot
 from repos import clone_sharing_cache, clone_working_tree, run, set_params
 
 STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
@@ -46,6 +47,18 @@ def test_tiny_repro_runs_every_stage_then_nothing(tiny_repro):
 
     assert stages_run(run(["dvc", "repro"], repo)) == set()
     assert "up to date" in run(["dvc", "status"], repo)
+
+
+@pytest.mark.slow
+def test_a_failed_stage_keeps_the_last_good_outputs_and_metrics(tiny_repro, tmp_path):
+    # Without `persist: true`, DVC deletes a stage's outputs before running it,
+    # and a failure leaves none.
+    repo = clone_sharing_cache(tiny_repro.path, tmp_path / "repo")
+    before = {folder: snapshot(repo / folder) for folder in ("outputs", "metrics")}
+    set_params(repo, {"train.weights": "missing.weights.h5"})
+    log = run(["dvc", "repro"], repo, fails=True)
+    assert "error: missing.weights.h5" in log
+    assert {folder: snapshot(repo / folder) for folder in before} == before
 
 
 def stages_that_would_run(repo, overrides):

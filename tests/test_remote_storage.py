@@ -1,4 +1,4 @@
-"""Remote storage: push outputs and run cache to an S3 remote, pull them into a fresh clone."""
+"""Remote storage: push outputs to an S3 remote, pull them into a fresh clone."""
 import socket
 
 import pytest
@@ -54,7 +54,7 @@ def use_credentials(repo):
 
 
 @pytest.mark.slow
-def test_outputs_and_run_cache_travel_through_s3_to_a_fresh_clone(
+def test_outputs_travel_through_s3_to_a_fresh_clone(
         tiny_repro, tmp_path, s3_endpoint, aws_env):
     endpoint, client = s3_endpoint
     pusher = clone_sharing_cache(tiny_repro.path, tmp_path / "pusher")
@@ -64,22 +64,20 @@ def test_outputs_and_run_cache_travel_through_s3_to_a_fresh_clone(
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam",
          "S3 default remote"], pusher)
     use_credentials(pusher)
-    run(["dvc", "push", "--run-cache"], pusher, aws_env)
+    run(["dvc", "push"], pusher, aws_env)
 
     stored = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET) for item in page.get("Contents", [])]
     assert any(key.startswith("store/files/md5/") for key in stored)
-    assert any(key.startswith("store/runs/") for key in stored)
 
     # A teammate: a fresh clone with its own empty cache, so everything comes from S3.
     puller = tmp_path / "puller"
     run(["git", "clone", "-q", str(pusher), str(puller)], tmp_path)
     use_credentials(puller)
-    run(["dvc", "pull", "--run-cache"], puller, aws_env)
+    run(["dvc", "pull"], puller, aws_env)
     for output in ("outputs/model.keras", "outputs/predictions.csv", "outputs/stats.json",
                    "outputs/split.csv"):
         assert (puller / output).read_bytes() == (pusher / output).read_bytes(), output
     assert list((puller / "outputs/dataset/images").glob("*.png"))
-    assert list((puller / ".dvc/cache/runs").rglob("*"))
     assert "up to date" in run(["dvc", "status"], puller, aws_env)
     assert "Running stage" not in run(["dvc", "repro"], puller, aws_env)

@@ -62,6 +62,7 @@ def atomic_path(path):
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                              suffix=f".tmp{''.join(path.suffixes)}")
         os.close(handle)
+        os.chmod(temporary, 0o666 & ~_umask())
         try:
             yield Path(temporary)
             os.replace(temporary, path)
@@ -91,19 +92,54 @@ def atomic_directory(path):
     """
     path = Path(path)
     with _reporting_write_failures(path):
+        _recover_interrupted_swap(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
                                           suffix=".tmp"))
+        os.chmod(temporary, 0o777 & ~_umask())
         try:
             yield temporary
-            if path.exists():
-                previous = path.with_name(f".{path.name}.old")
-                shutil.rmtree(previous, ignore_errors=True)
-                os.replace(path, previous)
-                os.replace(temporary, path)
-                shutil.rmtree(previous)
-            else:
-                os.replace(temporary, path)
+            _swap_in(temporary, path)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
+
+
+def replace_directory(finished, path):
+    """Swap the complete folder ``finished`` in for ``path``, as :func:`atomic_directory` does.
+
+    For folders written elsewhere first (dvclive's staging folders); ``finished``
+    must be on ``path``'s file system.
+    """
+    path = Path(path)
+    with _reporting_write_failures(path):
+        _recover_interrupted_swap(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _swap_in(Path(finished), path)
+
+
+def _previous(path):
+    return path.with_name(f".{path.name}.old")
+
+
+def _swap_in(temporary, path):
+    """Rename ``temporary`` to ``path``; the previous ``path`` is set aside, removed only after."""
+    if path.exists():
+        shutil.rmtree(_previous(path), ignore_errors=True)
+        os.replace(path, _previous(path))
+    os.replace(temporary, path)
+    shutil.rmtree(_previous(path), ignore_errors=True)
+
+
+def _recover_interrupted_swap(path):
+    """Put the previous folder back if a swap was killed between its two renames."""
+    if not path.exists() and _previous(path).is_dir():
+        os.replace(_previous(path), path)
+
+
+def _umask():
+    """The process's umask: temporary files are created 0600 and folders 0700, and the
+    outputs they become must have the permissions any other file of the user gets."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

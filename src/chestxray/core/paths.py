@@ -29,6 +29,15 @@ def metrics_dir(stage):
     return METRICS_DIR / stage
 
 
+def metrics_staging_dir(stage):
+    """Where dvclive writes ``stage``'s metrics while it runs (:func:`~chestxray.core.tracking.stage_live`).
+
+    Beside ``metrics/`` so that publishing it is a rename, hidden so that git
+    and DVC ignore what a failed or interrupted stage leaves there.
+    """
+    return METRICS_DIR / ".staging" / stage
+
+
 def metrics_file(stage):
     """dvclive's metrics file of ``stage``."""
     return metrics_dir(stage) / "metrics.json"

@@ -6,7 +6,7 @@ per-class DataFrame and summary dict.
 import pandas as pd
 
 from chestxray.core.atomic import atomic_write
-from chestxray.core.paths import AUC_INTERVALS_PLOT, REPORT_FILE
+from chestxray.core.paths import AUC_INTERVALS_PLOT
 from chestxray.evaluation.report import evaluation_figures, render_report
 from chestxray.nih.labels import FINDINGS
 
@@ -83,7 +83,7 @@ def run_details(settings, test_images, test_patients, val_images, undefined):
     }
 
 
-def write_report(table, overall, details, images, path=REPORT_FILE):
+def write_report(table, overall, details, images, path):
     """Write the Markdown report (:func:`~chestxray.evaluation.report.render_report`)."""
     with atomic_write(path, "w") as handle:
         handle.write(render_report(table, overall, details=details, images=images))
