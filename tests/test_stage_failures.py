@@ -133,3 +133,21 @@ def test_unexplained_os_errors_name_the_file_and_the_problem():
     assert failure_message(missing) == "outputs/stats.json: No such file or directory"
     assert failure_message(OSError(errno.ENOSPC, "No space left on device")) == \
         "No space left on device"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(workspace):
+    # SIGINT once the stage works (it writes nothing before its one output).
+    script = ("import os, signal, runpy, chestxray.data.split as split\n"
+              "real = split.split_patients\n"
+              "def interrupted(*args, **kwargs):\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    return real(*args, **kwargs)\n"
+              "split.split_patients = interrupted\n"
+              f"runpy.run_path({str(REPO / 'stages' / 'split.py')!r}, run_name='__main__')\n")
+    before = snapshot(workspace / "outputs")
+    result = subprocess.run([sys.executable, "-c", script], cwd=workspace, capture_output=True,
+                            text=True)
+    assert result.returncode == 130
+    assert result.stderr.splitlines()[-1].startswith("error: interrupted; ")
+    assert "Traceback" not in result.stderr
+    assert snapshot(workspace / "outputs") == before

@@ -4,6 +4,11 @@ import sys
 
 from chestxray.core.errors import PipelineError
 
+# A shell's exit status for a process that SIGINT (Ctrl-C) stopped: 128 + 2.
+INTERRUPTED_EXIT = 130
+INTERRUPTED_NOTE = ("outputs and metrics were left as they were; `dvc repro` resumes "
+                    "training after the last finished epoch")
+
 
 def failure_message(error):
     """The one line a stage prints for ``error`` (a PipelineError or an OSError)."""
@@ -14,7 +19,7 @@ def failure_message(error):
 
 def run_stage(main):
     """Set up logging, call ``main()``; on a :class:`PipelineError` or ``OSError`` print
-    one line and exit 1.
+    one line and exit 1, on Ctrl-C one line and exit 130.
 
     PipelineErrors explain bad input; OSErrors that no part of the pipeline
     explained (a missing input, a full disk under ``metrics/``) still get one
@@ -26,3 +31,6 @@ def run_stage(main):
     except (PipelineError, OSError) as error:
         print(f"error: {failure_message(error)}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {INTERRUPTED_NOTE}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
