@@ -1,4 +1,6 @@
 """Load ``params.yaml`` and validate every value before any work starts."""
+import difflib
+import reprlib
 from pathlib import Path
 
 import yaml
@@ -57,6 +59,12 @@ def _weights(value):
         return "must be 'imagenet', 'none' or the path of a weights file"
 
 
+def _nih_urls(value):
+    # The nih source checks the URLs themselves when it resolves them.
+    if not isinstance(value, (str, list, dict)):
+        return "must be a base URL, a list of URLs or a mapping {file name: URL} ([] = NIH's links)"
+
+
 def _image_size(value):
     if _integer(DENSENET_STRIDE, 4096)(value) or value % DENSENET_STRIDE:
         return (f"must be a multiple of {DENSENET_STRIDE} (DenseNet121 downsamples by "
@@ -70,6 +78,7 @@ SCHEMA = {
         "url": _text,
         "sha256": _text,
         "local_dir": _text,
+        "nih_urls": _nih_urls,
         "limit_archives": _integer(0),
         "allow_http": _boolean,
         "on_invalid": _choice("stop", "skip"),
@@ -128,30 +137,93 @@ SCHEMA = {
 }
 
 
+def _split_fractions(values):
+    if values["test_fraction"] + values["val_fraction"] >= 1:
+        return (f"split.test_fraction + split.val_fraction = {_shown(values['test_fraction'])} + "
+                f"{_shown(values['val_fraction'])} must be below 1: the images left are the "
+                f"training split")
+
+
+# Checks of several keys of one section, run once each key is valid.
+SECTION_CHECKS = {"split": [_split_fractions]}
+
+# Values are shown short: a YAML value may be a huge (or self-referencing) structure.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def _shown(value):
+    return _SHORT.repr(value)
+
+
+def _did_you_mean(name, known, prefix=""):
+    """`` (did you mean '<prefix><closest>'?)`` for the closest of ``known``, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(map(str, known)), n=1)
+    return f" (did you mean {_shown(prefix + close[0])}?)" if close else ""
+
+
+def _section(params, section):
+    """``params[section]``, refused unless it is a mapping."""
+    if section not in params:
+        raise params_error(f"missing section '{section}'{_did_you_mean(section, params)}")
+    values = params[section]
+    if not isinstance(values, dict):
+        raise params_error(f"section '{section}' must be a mapping of keys, not "
+                           f"{_shown(values)}")
+    return values
+
+
 def validate(params, sections):
     """Check ``params[section]`` against ``SCHEMA`` for each named section.
 
-    Unknown keys are left to the section's owner (sources add their own);
-    every schema key must be present and valid. Raises :class:`ParamsError`
-    naming the key, its value and the allowed values.
+    Every schema key must be present and valid, and every key of a section
+    must be a schema key (a misspelt key would otherwise be ignored while its
+    default is used). Raises :class:`ParamsError` naming the key, its value
+    and the allowed values, or the closest known key for an unknown one.
     """
+    if not isinstance(params, dict):
+        raise params_error(f"the top level must be a mapping of sections (download:, split:, "
+                           f"...), not {_shown(params)}")
     for section in sections:
-        values = params.get(section)
-        if not isinstance(values, dict):
-            raise ParamsError(f"{PARAMS_FILE}: missing section '{section}'")
-        for key, check in SCHEMA[section].items():
+        values, schema = _section(params, section), SCHEMA[section]
+        for key in values:
+            if key not in schema:
+                raise params_error(f"unknown key {_shown(f'{section}.{key}')}"
+                                   f"{_did_you_mean(key, schema, f'{section}.')}")
+        for key, check in schema.items():
             if key not in values:
-                raise ParamsError(f"{PARAMS_FILE}: missing key '{section}.{key}'")
+                raise params_error(f"missing key '{section}.{key}'")
             problem = check(values[key])
             if problem:
-                raise ParamsError(f"{PARAMS_FILE}: {section}.{key} = {values[key]!r} {problem}")
+                raise params_error(f"{section}.{key} = {_shown(values[key])} {problem}")
+        for check in SECTION_CHECKS.get(section, ()):
+            problem = check(values)
+            if problem:
+                raise params_error(problem)
     return params
 
 
+def _yaml_problem(error):
+    """One line saying why YAML could not be read (PyYAML's messages span several lines)."""
+    if isinstance(error, yaml.reader.ReaderError) and error.encoding:
+        return (f"not {error.encoding.upper()} text ({error.reason} at byte {error.position}); "
+                f"save it as UTF-8")
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark:
+        mark = error.problem_mark
+        return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())
+
+
 def load_params(*sections, path=PARAMS_FILE):
-    """Read ``params.yaml`` and validate the named sections; returns the whole dict."""
+    """Read ``params.yaml`` and validate the named sections; returns the whole dict.
+
+    The file is read as bytes: YAML decodes UTF-8, and UTF-16 with a byte-order mark.
+    """
     try:
-        params = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ParamsError(f"{path}: cannot read parameters ({error})") from error
-    return validate(params, sections)
+        params = yaml.safe_load(Path(path).read_bytes())
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot read parameters ({error.strerror})") from error
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        # PyYAML lets int()'s digit limit (ValueError) and deep nesting (RecursionError) through.
+        raise ParamsError(f"{path}: cannot read parameters ({_yaml_problem(error)})") from error
+    return validate({} if params is None else params, sections)
