@@ -1,5 +1,6 @@
 """The predict command on a tiny saved model: formats, odd images, bad files."""
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -128,11 +129,49 @@ def test_real_full_resolution_radiographs(tiny_model, tmp_path):
             assert picture.size == (2 * width + PANEL_GAP, height)
 
 
-def test_corrupt_model_file_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "not a zip"])
+def test_corrupt_model_file_is_one_clear_error(tiny_model, tmp_path, damage):
     path = tmp_path / "model.keras"
-    path.write_bytes(b"PK\x03\x04 truncated zip")
-    with pytest.raises(ModelFileError, match="model.keras: cannot load the model"):
+    saved = tiny_model[2].read_bytes()
+    path.write_bytes(saved[:len(saved) // 2] if damage == "truncated" else b"PK\x03\x04 junk")
+    with pytest.raises(ModelFileError) as error:
         load_model(path)
+    assert str(error.value) == (f"{path}: not a .keras model archive (damaged, truncated or "
+                                "another kind of file)")
+
+
+def test_overlays_of_images_sharing_a_name_are_all_kept(tiny_model, tmp_path, capsys):
+    model, preprocessing, _ = tiny_model
+    for folder in ("a", "b", "b/c"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        Image.fromarray(np.full((40, 40), 90, np.uint8)).save(tmp_path / "in" / folder / "x.png")
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(tmp_path / "in" / "a" / "x.jpg")
+    overlays = tmp_path / "overlays"
+    assert predict.run([tmp_path / "in"], model, preprocessing, tmp_path / "p.csv",
+                       gradcam_dir=overlays, top=1) == 0
+    # Four copies of one image: one top finding.
+    top = pd.read_csv(tmp_path / "p.csv")[list(FINDINGS)].iloc[0].idxmax()
+    assert sorted(str(path.relative_to(overlays)) for path in overlays.rglob("*.png")) == [
+        f"a/x_jpg_{top}.png", f"a/x_png_{top}.png", f"b/c/x_{top}.png", f"b/x_{top}.png"]
+    assert "4 Grad-CAM overlays" in capsys.readouterr().out
+
+
+def test_overlay_stems_keep_single_folders_plain():
+    assert predict.overlay_stems(["img/a.png", "img/b.png"]) == [Path("a"), Path("b")]
+    assert predict.overlay_stems(["one.png"]) == [Path("one")]
+    assert predict.overlay_stems([]) == []
+
+
+def test_when_no_image_can_be_read_the_previous_output_stays(tiny_model, tmp_path, capsys):
+    model, preprocessing, _ = tiny_model
+    out = tmp_path / "predictions.csv"
+    out.write_text("image,Atelectasis\nearlier.png,0.5\n")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert predict.run([tmp_path / "broken.png"], model, preprocessing, out) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("error:") == 1 and "broken.png" in captured.err
+    assert out.read_text() == "image,Atelectasis\nearlier.png,0.5\n"
+    assert f"predicted 0 of 1 images; {out} was left as it was" in captured.out
 
 
 def test_model_of_another_architecture_is_refused(tmp_path):

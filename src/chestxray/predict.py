@@ -4,7 +4,9 @@ Images are preprocessed as the model's own record says (see
 :mod:`chestxray.model.saved`), by the functions training used.
 """
 import json
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,8 @@ class PredictError(PipelineError, ValueError):
 def image_files(inputs):
     """Files named by ``inputs`` (paths of images or folders searched recursively for
     PNG/JPEG). Returns a list of Paths in argument order, folders sorted; a path
-    that does not exist is kept so that reading it reports the problem."""
+    that does not exist is kept so that reading it reports the problem; each file
+    appears once."""
     files = []
     for argument in map(Path, inputs):
         if argument.is_dir():
@@ -38,7 +41,8 @@ def image_files(inputs):
                             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
         else:
             files.append(argument)
-    return files
+    # A file named twice (a folder and a file in it) is scored once.
+    return list(dict.fromkeys(files))
 
 
 def predict_files(model, preprocessing, files, batch_size=32):
@@ -82,24 +86,44 @@ def write_predictions(table, path):
             table.to_csv(handle, index=False, lineterminator="\n")
 
 
+def overlay_stems(images):
+    """One distinct name per image for its overlays, as a relative path without suffix.
+
+    images : sequence of n distinct paths. Returns n Paths: each image's path
+    relative to the folder that holds them all, without its suffix, so
+    ``a/x.png`` and ``b/x.png`` give ``a/x`` and ``b/x``, and the images of
+    one folder keep their stems. Files that differ only in suffix keep it
+    (``x.png``, ``x.jpg`` give ``x_png``, ``x_jpg``).
+    """
+    paths = [Path(image).absolute() for image in images]
+    if not paths:
+        return []
+    root = Path(os.path.commonpath([path.parent for path in paths]))
+    stems = [path.relative_to(root).with_suffix("") for path in paths]
+    shared = {stem for stem, count in Counter(stems).items() if count > 1}
+    return [stem.with_name(f"{stem.name}_{path.suffix.lstrip('.')}") if stem in shared else stem
+            for stem, path in zip(stems, paths)]
+
+
 def write_overlays(model, preprocessing, table, directory, top, layer=DEFAULT_LAYER):
     """Grad-CAM panels of each image's ``top`` most probable findings.
 
-    table : from :func:`predict_files`. Writes ``directory/<stem>_<finding>.png``:
-    the image at its own resolution (at most ``MAX_DISPLAY_SIDE`` pixels a
-    side) beside the heatmap blended onto it. Returns the list of written paths.
+    table : from :func:`predict_files`. Writes ``directory/<stem>_<finding>.png``,
+    ``<stem>`` from :func:`overlay_stems`: the image at its own resolution (at
+    most ``MAX_DISPLAY_SIDE`` pixels a side) beside the heatmap blended onto
+    it. Returns the list of written paths.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     scores = table[list(FINDINGS)].to_numpy()
     top_classes = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     written = []
-    for image, classes in zip(table["image"], top_classes):
+    for image, stem, classes in zip(table["image"], overlay_stems(table["image"]), top_classes):
         findings = [FINDINGS[index] for index in classes]
         heatmaps = explain_files(model, preprocessing, [image] * len(findings), findings, layer)
         display = load_display_image(image, MAX_DISPLAY_SIDE)
         for finding, heatmap in zip(findings, heatmaps):
-            path = directory / f"{Path(image).stem}_{finding}.png"
+            path = directory / stem.parent / f"{stem.name}_{finding}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(overlay_panel(display, heatmap)).save(path)
             written.append(path)
     return written
@@ -129,6 +153,9 @@ def run(inputs, model, preprocessing, out, *, gradcam_dir=None, top=3, layer=DEF
     table, failures = predict_files(model, preprocessing, files, batch_size)
     for message in failures:
         print(f"error: {message}", file=sys.stderr)
+    if table.empty:
+        print(f"predicted 0 of {len(files)} images; {out} was left as it was")
+        return 1
     write_predictions(table, out)
     overlays = write_overlays(model, preprocessing, table, gradcam_dir, top, layer) \
         if gradcam_dir else []

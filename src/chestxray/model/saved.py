@@ -58,6 +58,10 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (run the train stage, or pass --model)")
+    if not zipfile.is_zipfile(path):
+        # Keras reports any file that is not a zip archive as "File not found".
+        raise ModelFileError(f"{path}: not a .keras model archive (damaged, truncated or "
+                             "another kind of file)")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
