@@ -16,8 +16,8 @@ from chestxray.acquire.screening import InvalidDatasetError, invalid_rows
 from chestxray.acquire.sources import acquire
 from chestxray.core.params import ParamsError
 from chestxray.nih.layout import (
-    BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, images_dir, read_box_table, read_dataset,
-    read_label_table,
+    BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, LabelTableError, images_dir, read_box_table,
+    read_dataset, read_label_table,
 )
 
 from conftest import download_params, snapshot
@@ -397,3 +397,51 @@ def test_nih_with_official_tables_and_real_images(tmp_path):
     assert sorted(boxes["Image Index"]) == ["00000032_037.png", "00000072_000.png"]
     assert "Infiltration" in set(boxes["Finding Label"])
     assert summary.startswith("nih: 3 images of 3 patients from 1 of 12 archives")
+
+
+# --- tables that used to give a traceback or a wrong value ---------------------------
+
+@pytest.mark.parametrize("on_invalid", ["stop", "skip"])
+@pytest.mark.parametrize("content, message", [
+    (b"", r"cannot read label table \(No columns to parse from file\)"),
+    (table_csv([row(NAMES[0])]).encode("utf-16"),
+     r"cannot read label table \(not UTF-8 text: invalid start byte at byte 0\); save it as UTF-8"),
+    (b"Image Index,Finding Labels\n1,2\n1,2,3\n",
+     r"cannot read label table \(Error tokenizing data\. C error: Expected 2 fields in line 3, "
+     r"saw 3\)$"),
+], ids=["0 bytes", "utf-16", "extra field"])
+def test_unreadable_label_table_is_one_line(tmp_path, on_invalid, content, message):
+    folder = make_local(tmp_path / "source")
+    (folder / LABEL_TABLE).write_bytes(content)
+    with pytest.raises(InvalidDatasetError, match=message) as caught:
+        acquire(local_params(folder, on_invalid), tmp_path / "out", tmp_path / "data")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("patient, message", [
+    ("1e400", r"Patient ID '1e400' in row 0 is not a whole number of at most 18 digits$"),
+    ("2.7", r"Patient ID '2\.7' in row 0 is not a whole number"),
+    ("-3", r"Patient ID '-3' in row 0 is not a whole number"),
+    ("1" * 19, r"Patient ID '1{19}' in row 0 is not a whole number of at most 18 digits"),
+    ("", r"non-numeric Patient ID '' in row 0$"),
+])
+def test_patient_ids_that_are_not_whole_numbers_are_refused(tmp_path, caplog, patient, message):
+    folder = make_bad_local(tmp_path, "non-numeric patient")
+    (folder / LABEL_TABLE).write_text(table_csv([row(NAMES[0], patient=patient)] + [
+        row(name, patient=i + 2) for i, name in enumerate(NAMES[1:])]))
+    with pytest.raises(InvalidDatasetError, match=message) as caught:
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    assert "np." not in str(caught.value)
+    with caplog.at_level(logging.WARNING, logger="chestxray.acquire"):
+        acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")
+    assert read_label_table(tmp_path / "out" / LABEL_TABLE)["Patient ID"].tolist() == [2, 3]
+
+
+def test_a_path_as_image_index_is_refused_in_the_dataset(tmp_path):
+    out = tmp_path / "out"
+    acquire(local_params(make_local(tmp_path / "source")), out, tmp_path / "data")
+    (out / LABEL_TABLE).write_text(table_csv([row("../../secret.png")]))
+    with pytest.raises(LabelTableError, match=r"Image Index '\.\./\.\./secret\.png' in row 0 is "
+                                              r"not a file name in "):
+        read_dataset(out)

@@ -16,8 +16,8 @@ from tqdm import tqdm
 from chestxray.core.errors import PipelineError
 from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING
 from chestxray.nih.layout import (
-    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, LabelTableError, read_box_table, read_label_table,
-    write_box_table, write_label_table,
+    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, LabelTableError, invalid_patient_ids, read_box_table,
+    read_csv, read_label_table, write_box_table, write_label_table,
 )
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ def invalid_rows(raw):
     known = set(FINDINGS) | {NO_FINDING}
     empty = (raw["Finding Labels"].str.strip() == "").to_numpy()
     unknown = raw["Finding Labels"].str.split("|").map(lambda names: not set(names) <= known)
-    patient = pd.to_numeric(raw["Patient ID"], errors="coerce")
     return {
         "empty Finding Labels": empty,
         "unknown finding": unknown.to_numpy() & ~empty,
-        "non-numeric Patient ID": patient.isna().to_numpy(),
+        # Not only non-numeric: '2.7' and '1e400' too (the reason's name predates them).
+        "non-numeric Patient ID": invalid_patient_ids(raw["Patient ID"]),
         # Which copy of a duplicated row is right cannot be told: all are dropped.
         "duplicate Image Index": raw["Image Index"].duplicated(keep=False).to_numpy(),
     }
@@ -62,10 +62,7 @@ def _screened_table(path, scratch):
     read back with :func:`read_label_table`, so they pass exactly the reader
     later stages use.
     """
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise LabelTableError(f"{path}: cannot read label table ({error})") from error
+    raw = read_csv(path, "label table", dtype=str, keep_default_na=False)
     missing = [column for column in LABEL_TABLE_COLUMNS if column not in raw.columns]
     if missing:
         raise LabelTableError(f"{path}: missing columns {missing}; rows cannot be skipped "

@@ -10,6 +10,7 @@ A dataset folder (the download stage's output) holds:
 """
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from chestxray.core.atomic import atomic_write
@@ -34,32 +35,71 @@ class LabelTableError(PipelineError, ValueError):
     """A label or box table that does not follow the NIH schema."""
 
 
+def read_csv(path, what, **options):
+    """``pd.read_csv(path, **options)``; a file that cannot be read or parsed is one
+    :class:`LabelTableError` line naming ``path`` and ``what`` it should hold."""
+    try:
+        return pd.read_csv(path, **options)
+    except UnicodeDecodeError as error:
+        raise LabelTableError(f"{path}: cannot read {what} (not UTF-8 text: {error.reason} at "
+                              f"byte {error.start}); save it as UTF-8") from error
+    except OSError as error:
+        raise LabelTableError(f"{path}: cannot read {what} ({error.strerror})") from error
+    except ValueError as error:  # pandas' ParserError and EmptyDataError (a 0-byte file)
+        # pandas' messages may end in a newline or span lines.
+        raise LabelTableError(f"{path}: cannot read {what} ({' '.join(str(error).split())})") \
+            from error
+
+
+def invalid_patient_ids(ids):
+    """Mask of the ``Patient ID`` cells (text, NaN for empty) that are not whole numbers.
+
+    NIH's IDs are 1..30805. A whole number is written in digits, at most 18 so
+    that it fits int64: '2.7' would otherwise be truncated to 2 and '1e400' is
+    infinite. Returns a bool ndarray.
+    """
+    digits = ids.fillna("").astype(str).str.strip().str.fullmatch("[0-9]{1,18}")
+    return ~digits.to_numpy(dtype=bool)
+
+
+def _patient_id_problem(ids, path):
+    """The message for the first invalid ``Patient ID`` cell of ``ids``, or None."""
+    invalid = invalid_patient_ids(ids)
+    if not invalid.any():
+        return None
+    row = int(np.flatnonzero(invalid)[0])
+    value = "" if pd.isna(ids.iloc[row]) else str(ids.iloc[row])
+    if pd.isna(pd.to_numeric(value, errors="coerce")):
+        return f"{path}: non-numeric Patient ID {value!r} in row {row}"
+    return (f"{path}: Patient ID {value!r} in row {row} is not a whole number of at most 18 "
+            f"digits")
+
+
 def read_label_table(path):
     """Read and validate an NIH label table.
 
-    Returns a DataFrame with ``LABEL_TABLE_COLUMNS``; ``Patient ID`` is int64.
-    Raises :class:`LabelTableError` naming the file and the problem.
+    Returns a DataFrame with ``LABEL_TABLE_COLUMNS``; ``Patient ID`` is int64,
+    ``Image Index`` and ``Finding Labels`` are text. Raises
+    :class:`LabelTableError` naming the file and the problem.
     """
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype={"Image Index": str, "Finding Labels": str})
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise LabelTableError(f"{path}: cannot read label table ({error})") from error
+    text = {"Image Index": str, "Finding Labels": str, "Patient ID": str}
+    table = read_csv(path, "label table", dtype=text)
     # Some exports (the 2017 file) end each row with a trailing comma.
     table = table.loc[:, ~table.columns.str.startswith("Unnamed")]
     missing = [c for c in LABEL_TABLE_COLUMNS if c not in table.columns]
     if missing:
         raise LabelTableError(f"{path}: missing columns {missing}; expected {list(LABEL_TABLE_COLUMNS)}")
+    # Empty cells are NaN: shown as '' in messages, never as a float.
+    table[["Image Index", "Finding Labels"]] = table[["Image Index", "Finding Labels"]].fillna("")
     duplicated = table["Image Index"][table["Image Index"].duplicated()]
     if len(duplicated):
         raise LabelTableError(f"{path}: duplicate Image Index {duplicated.iloc[0]!r} "
                               f"({len(duplicated)} duplicates)")
-    patient = pd.to_numeric(table["Patient ID"], errors="coerce")
-    if patient.isna().any():
-        row = int(patient.isna().to_numpy().argmax())
-        raise LabelTableError(f"{path}: non-numeric Patient ID {table['Patient ID'].iloc[row]!r} "
-                              f"in row {row}")
-    table["Patient ID"] = patient.astype("int64")
+    problem = _patient_id_problem(table["Patient ID"], path)
+    if problem:
+        raise LabelTableError(problem)
+    table["Patient ID"] = table["Patient ID"].str.strip().astype("int64")
     try:
         parse_findings(table["Finding Labels"])
     except ValueError as error:
@@ -80,18 +120,17 @@ def read_box_table(path):
     (float64, release space); ``Infiltrate`` is renamed ``Infiltration``.
     """
     path = Path(path)
-    try:
-        boxes = pd.read_csv(path, header=0, names=list(BOX_TABLE_COLUMNS), usecols=range(6))
-    except (OSError, pd.errors.ParserError, ValueError) as error:
-        raise LabelTableError(f"{path}: cannot read box table ({error})") from error
-    boxes["Finding Label"] = boxes["Finding Label"].replace(BOX_LABEL_ALIASES)
-    unknown = sorted(set(boxes["Finding Label"]) - set(FINDINGS))
+    boxes = read_csv(path, "box table", header=0, names=list(BOX_TABLE_COLUMNS), usecols=range(6),
+                     dtype={"Image Index": str, "Finding Label": str})
+    labels = boxes["Finding Label"].fillna("").replace(BOX_LABEL_ALIASES)
+    boxes["Finding Label"] = labels
+    unknown = sorted(set(labels) - set(FINDINGS))
     if unknown:
         raise LabelTableError(f"{path}: unknown finding {unknown[0]!r} in box table")
     coordinates = boxes[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce")
-    if coordinates.isna().any().any():
-        raise LabelTableError(f"{path}: non-numeric box coordinates")
-    boxes[["x", "y", "w", "h"]] = coordinates
+    if not np.isfinite(coordinates.to_numpy(dtype=np.float64)).all():
+        raise LabelTableError(f"{path}: non-numeric or infinite box coordinates")
+    boxes[["x", "y", "w", "h"]] = coordinates.astype(np.float64)
     return boxes
 
 
@@ -112,11 +151,24 @@ def images_dir(dataset_dir):
     return dataset_dir / IMAGES
 
 
+def _is_file_name(name):
+    """Whether ``name`` is a plain file name, not empty and not a path ('../x.png', '/x.png')."""
+    return name not in ("", ".", "..") and not any(character in name for character in "/\\\0")
+
+
 def read_dataset(dataset_dir):
-    """Label table of a dataset folder with an absolute ``path`` column per image."""
+    """Label table of a dataset folder with an absolute ``path`` column per image.
+
+    Every ``Image Index`` must be a file name inside the image folder: a path in
+    it would read a file elsewhere.
+    """
     dataset_dir = Path(dataset_dir)
     table = read_label_table(dataset_dir / LABEL_TABLE)
     root = images_dir(dataset_dir).resolve()
+    for row, name in enumerate(table["Image Index"]):
+        if not _is_file_name(name):
+            raise LabelTableError(f"{dataset_dir / LABEL_TABLE}: Image Index {name!r} in row "
+                                  f"{row} is not a file name in {root}")
     return table.assign(path=[str(root / name) for name in table["Image Index"]])
 
 
