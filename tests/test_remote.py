@@ -144,3 +144,13 @@ def test_full_disk_stops_at_once_and_keeps_the_part_for_resuming(server, tmp_pat
     download(server.url("/data.bin"), target, sha256=SHA, allow_http=True)
     assert server.requests[-1] == ("/data.bin", "bytes=3000-")
     assert target.read_bytes() == BODY
+
+
+def test_a_server_that_cannot_be_reached_is_not_a_download_to_resume(tmp_path):
+    with FileServer({}) as stopped:
+        url = stopped.url("/data.bin")  # nothing listens there once the server stops
+    with pytest.raises(DownloadError) as error:
+        download(url, tmp_path / "data.bin", allow_http=True, retries=1)
+    assert str(error.value) == (f"{url}: cannot download ([Errno 111] Connection refused); "
+                                "check the address and the network")
+    assert list(tmp_path.iterdir()) == []

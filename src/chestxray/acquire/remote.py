@@ -161,6 +161,12 @@ def _verify(path, shown_name, size, sha256):
     return None
 
 
+def _reason(error):
+    """What went wrong with a connection, in words: ``[Errno 111] Connection refused``."""
+    reason = getattr(error, "reason", None) or error
+    return str(reason) or type(reason).__name__
+
+
 def download(url, destination, *, size=None, sha256=None, allow_http=False, retries=3):
     """Fetch ``url`` into ``destination`` (a Path), resuming a previous ``.part``.
 
@@ -190,10 +196,15 @@ def download(url, destination, *, size=None, sha256=None, allow_http=False, retr
             if isinstance(error, OSError) and error.errno in WRITE_FAILURES:
                 raise DownloadError(f"cannot write {part} ({error.strerror}) after {received} "
                                     "bytes; make room and run again to resume") from error
+            if attempt == retries and not part.exists():
+                raise DownloadError(f"{url}: cannot download ({_reason(error)}); check the "
+                                    "address and the network") from error
             if attempt == retries:
-                raise DownloadError(f"{url}: interrupted after {received} bytes ({error!r}); "
-                                    f"run again to resume from {part}") from error
-            log.warning("%s: connection lost after %d bytes (%r); retrying", url, received, error)
+                raise DownloadError(f"{url}: interrupted after {received} bytes "
+                                    f"({_reason(error)}); run again to resume from {part}") \
+                    from error
+            log.warning("%s: connection lost after %d bytes (%s); retrying", url, received,
+                        _reason(error))
             time.sleep(RETRY_DELAY_S * (attempt + 1))
     problem = _verify(part, url, size if size is not None else total, sha256)
     if problem:
