@@ -2,6 +2,7 @@
 import gzip
 import io
 import logging
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -445,3 +446,19 @@ def test_a_path_as_image_index_is_refused_in_the_dataset(tmp_path):
     with pytest.raises(LabelTableError, match=r"Image Index '\.\./\.\./secret\.png' in row 0 is "
                                               r"not a file name in "):
         read_dataset(out)
+
+
+@pytest.mark.parametrize("findings, warning", [
+    (["No Finding"] * 3, r"no image shows any finding \(all are 'No Finding'\): the split stage "
+                         r"will refuse this dataset"),
+    (["Mass", "No Finding", "Mass"], r"no image shows Atelectasis, .*, Hernia, Infiltration, "
+                                     r"Nodule, .*: the model cannot learn them"),
+], ids=["no finding", "one class"])
+def test_findings_no_image_shows_are_warned_about(tmp_path, caplog, findings, warning):
+    folder = make_local(tmp_path / "source", rows=[
+        row(name, findings=finding, patient=i + 1)
+        for i, (name, finding) in enumerate(zip(NAMES, findings))])
+    with caplog.at_level(logging.WARNING, logger="chestxray.acquire"):
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    assert any(re.search(warning, message) for message in caplog.messages), caplog.messages
+    assert "Mass," not in " ".join(caplog.messages)

@@ -5,7 +5,8 @@ import pytest
 
 from chestxray.acquire.cohort import sample_study
 from chestxray.data.split import (
-    LeakageError, check_no_leakage, split_official, split_patients, split_positive_patients,
+    LeakageError, SplitError, check_no_leakage, split_official, split_patients,
+    split_positive_patients,
 )
 from chestxray.nih.labels import FINDINGS
 
@@ -67,3 +68,51 @@ def test_full_official_table_splits_cleanly():
     assert (positives >= 25).all().all(), positives
     assert list(positives.index) == list(FINDINGS)
     assert np.isin(splits, ["train", "val", "test"]).all()
+
+
+def labels_of(findings, patients=None):
+    """A label table of one image per finding string; patient i + 1 unless ``patients``."""
+    return pd.DataFrame({"Image Index": [f"{i:08d}_000.png" for i in range(len(findings))],
+                         "Finding Labels": findings,
+                         "Patient ID": patients or list(range(1, len(findings) + 1))})
+
+
+def test_a_table_without_any_finding_is_refused():
+    labels = labels_of(["No Finding"] * 40)
+    message = (r"^Data_Entry_2017_v2020\.csv: none of its 40 images shows any of the 14 findings "
+               r"\(all are 'No Finding'\): no classifier can be trained on it$")
+    with pytest.raises(SplitError, match=message):
+        split_patients(labels, 0.2, 0.1, seed=0, min_positive_patients=1)
+    with pytest.raises(SplitError, match=message):
+        split_official(labels, labels["Image Index"][:5], 0.1, seed=0, min_positive_patients=1)
+    with pytest.raises(SplitError, match="Data_Entry_2017_v2020.csv: no images"):
+        split_patients(labels_of([]), 0.2, 0.1, seed=0, min_positive_patients=1)
+
+
+def test_one_class_with_positives_is_split():
+    splits = split_patients(labels_of(["Mass"] * 6 + ["No Finding"] * 34), 0.2, 0.1, seed=0,
+                            min_positive_patients=1)
+    assert set(splits) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("split, message", [
+    (lambda labels: split_patients(labels.assign(**{"Patient ID": [1, 2] * 10}), 0.2, 0.1,
+                                   seed=0, min_positive_patients=0),
+     r"^split\.test_fraction \+ split\.val_fraction = 0\.2 \+ 0\.1: the train split would be "
+     r"empty \(20 images of 2 patients\); change it or use more patients$"),
+    (lambda labels: split_official(labels, [], 0.1, seed=0, min_positive_patients=1),
+     r"^test_list\.txt: the test split would be empty"),
+    (lambda labels: split_official(labels, labels["Image Index"], 0.1, seed=0,
+                                   min_positive_patients=1),
+     r"^split\.val_fraction = 0\.1 with test_list\.txt: the train split would be empty"),
+], ids=["two patients", "official test", "official train"])
+def test_a_split_that_would_be_empty_is_refused(split, message):
+    with pytest.raises(SplitError, match=message):
+        split(labels_of(["Mass", "No Finding"] * 10))
+
+
+def test_a_tiny_fraction_still_gets_one_patient():
+    labels = labels_of(["Mass", "No Finding", "No Finding"] * 20,
+                       patients=[1 + i // 2 for i in range(60)])
+    splits = split_patients(labels, 0.2, 0.01, seed=0, min_positive_patients=0)
+    assert labels["Patient ID"][splits == "val"].nunique() == 1

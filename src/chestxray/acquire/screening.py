@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from chestxray.core.errors import PipelineError
-from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING
+from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING, parse_findings
 from chestxray.nih.layout import (
     BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, LabelTableError, invalid_patient_ids, read_box_table,
     read_csv, read_label_table, write_box_table, write_label_table,
@@ -153,6 +153,24 @@ def _write_split_lists(root, staging, names):
         (staging / list_name).write_text("".join(f"{name}\n" for name in kept))
 
 
+def _warn_about_absent_findings(table, table_path):
+    """Log the findings no image of ``table`` shows.
+
+    The model cannot learn such a class and its AUC is undefined; a dataset
+    without any finding is refused by the split stage
+    (:func:`chestxray.data.split.split_patients`), which must stay out of
+    this stage's code.
+    """
+    absent = [name for name, shown in
+              zip(FINDINGS, parse_findings(table["Finding Labels"]).any(axis=0)) if not shown]
+    if len(absent) == len(FINDINGS):
+        log.warning("%s: no image shows any finding (all are %r): the split stage will refuse "
+                    "this dataset, no classifier can be trained on it", table_path, NO_FINDING)
+    elif absent:
+        log.warning("%s: no image shows %s: the model cannot learn them, and their AUC is "
+                    "undefined", table_path, ", ".join(absent))
+
+
 def write_tables(root, images, staging, on_invalid, *, origin, partial=False):
     """Check the tables in ``root`` against ``images`` and write them into ``staging``.
 
@@ -171,6 +189,7 @@ def write_tables(root, images, staging, on_invalid, *, origin, partial=False):
         invalid_names=invalid_names)
     if table.empty:
         raise InvalidDatasetError(f"{table_path}: no row has a readable image in {origin}")
+    _warn_about_absent_findings(table, table_path)
     write_label_table(table, staging / LABEL_TABLE)
     names = set(table["Image Index"])
     boxes = 0

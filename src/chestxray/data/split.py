@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from chestxray.core.errors import PipelineError
-from chestxray.nih.labels import FINDINGS, parse_findings
+from chestxray.nih.labels import FINDINGS, NO_FINDING, parse_findings
+from chestxray.nih.layout import LABEL_TABLE, TEST_LIST
 
 SPLITS = ("train", "val", "test")
 # A held-out split may take at most this share of a class's positive patients,
@@ -17,6 +18,10 @@ MAX_HELD_OUT_SHARE = 1 / 3
 
 class LeakageError(PipelineError, RuntimeError):
     """A patient appears in more than one split."""
+
+
+class SplitError(PipelineError, ValueError):
+    """Labels, or split settings, from which no classifier can be trained and tested."""
 
 
 def patient_table(labels):
@@ -40,7 +45,9 @@ def _hold_out(patients, available, fraction, min_positive_patients, rng):
     First, for each class from rarest to commonest, adds positive patients until
     the split has ``min_positive_patients`` of them (capped by
     ``MAX_HELD_OUT_SHARE`` of the class's positives); then adds random patients
-    until the split holds ``fraction`` of all images.
+    until the split holds ``fraction`` of all images. A split that would still
+    be empty (``fraction`` of the images is less than any patient's) gets the
+    available patient with the fewest images: asked for, it should exist.
 
     Returns a bool mask over ``patients`` rows.
     """
@@ -60,7 +67,49 @@ def _hold_out(patients, available, fraction, min_positive_patients, rng):
     budget = fraction * images.sum() - images[chosen].sum()
     rest = order[available[order] & ~chosen[order]]
     chosen[rest[np.cumsum(images[rest]) <= budget]] = True
+    if not chosen.any() and len(rest):
+        chosen[rest[np.argmin(images[rest])]] = True
     return chosen
+
+
+def _split(patients, labels, test_fraction, val_fraction, seed, min_positive_patients):
+    """:func:`split_patients` of the patients of ``labels`` (their :func:`patient_table`)."""
+    rng = np.random.default_rng(seed)
+    available = np.ones(len(patients), dtype=bool)
+    test = _hold_out(patients, available, test_fraction, min_positive_patients, rng)
+    val = _hold_out(patients, ~test, val_fraction, min_positive_patients, rng)
+    split_of_patient = pd.Series(np.where(test, "test", np.where(val, "val", "train")),
+                                 index=patients.index)
+    return split_of_patient.loc[labels["Patient ID"]].to_numpy().astype(str)
+
+
+def _learnable_patients(labels):
+    """:func:`patient_table` of ``labels``; refused without any positive image.
+
+    A table whose images are all 'No Finding' cannot train a classifier; training
+    would run and score nothing.
+    """
+    if labels.empty:
+        raise SplitError(f"{LABEL_TABLE}: no images")
+    patients = patient_table(labels)
+    if not patients[list(FINDINGS)].to_numpy().any():
+        raise SplitError(f"{LABEL_TABLE}: none of its {len(labels)} images shows any of the "
+                         f"{len(FINDINGS)} findings (all are {NO_FINDING!r}): no classifier can "
+                         "be trained on it")
+    return patients
+
+
+def _refuse_empty_splits(splits, labels, settings):
+    """Raise :class:`SplitError` if a split of ``splits`` has no image.
+
+    ``settings`` maps each split's name to the setting that decided its size,
+    as the message shows it.
+    """
+    for name in SPLITS:
+        if not (splits == name).any():
+            raise SplitError(f"{settings[name]}: the {name} split would be empty ({len(labels)} "
+                             f"images of {labels['Patient ID'].nunique()} patients); change it "
+                             "or use more patients")
 
 
 def split_patients(labels, test_fraction, val_fraction, seed, min_positive_patients):
@@ -77,25 +126,36 @@ def split_patients(labels, test_fraction, val_fraction, seed, min_positive_patie
     Returns
     -------
     ndarray of str, shape (n,): "train", "val" or "test" per image.
+
+    Raises :class:`SplitError` when no image shows a finding, or a split would
+    be empty.
     """
-    rng = np.random.default_rng(seed)
-    patients = patient_table(labels)
-    available = np.ones(len(patients), dtype=bool)
-    test = _hold_out(patients, available, test_fraction, min_positive_patients, rng)
-    val = _hold_out(patients, ~test, val_fraction, min_positive_patients, rng)
-    split_of_patient = pd.Series(np.where(test, "test", np.where(val, "val", "train")),
-                                 index=patients.index)
-    return split_of_patient.loc[labels["Patient ID"]].to_numpy().astype(str)
+    splits = _split(_learnable_patients(labels), labels, test_fraction, val_fraction, seed,
+                    min_positive_patients)
+    _refuse_empty_splits(splits, labels, {
+        "train": f"split.test_fraction + split.val_fraction = {test_fraction} + {val_fraction}",
+        "val": f"split.val_fraction = {val_fraction}",
+        "test": f"split.test_fraction = {test_fraction}"})
+    return splits
 
 
 def split_official(labels, test_images, val_fraction, seed, min_positive_patients):
-    """NIH's official split: ``test_images`` is test, val is carved from the rest by patient."""
+    """NIH's official split: ``test_images`` is test, val is carved from the rest by patient.
+
+    Raises :class:`SplitError` as :func:`split_patients` does.
+    """
+    _learnable_patients(labels)
     is_test = labels["Image Index"].isin(set(test_images)).to_numpy()
     splits = np.full(len(labels), "test", dtype=object)
     train_val = labels[~is_test]
     share = val_fraction / max(1 - is_test.mean(), 1e-9)
-    splits[~is_test] = split_patients(train_val, 0.0, share, seed, min_positive_patients)
-    return splits.astype(str)
+    splits[~is_test] = _split(patient_table(train_val), train_val, 0.0, share, seed,
+                              min_positive_patients)
+    splits = splits.astype(str)
+    _refuse_empty_splits(splits, labels, {
+        "train": f"split.val_fraction = {val_fraction} with {TEST_LIST}",
+        "val": f"split.val_fraction = {val_fraction}", "test": TEST_LIST})
+    return splits
 
 
 def check_no_leakage(patient_ids, splits):
