@@ -5,9 +5,10 @@ import pytest
 
 from chestxray.acquire.cohort import sample_study
 from chestxray.data.split import (
-    LeakageError, SplitError, check_no_leakage, split_official, split_patients,
-    split_positive_patients,
+    LeakageError, SplitError, check_no_leakage, read_split_file, select_split, split_official,
+    split_patients, split_positive_patients,
 )
+from chestxray.nih.layout import LabelTableError
 from chestxray.nih.labels import FINDINGS
 
 from conftest import shared_file
@@ -116,3 +117,19 @@ def test_a_tiny_fraction_still_gets_one_patient():
                        patients=[1 + i // 2 for i in range(60)])
     splits = split_patients(labels, 0.2, 0.01, seed=0, min_positive_patients=0)
     assert labels["Patient ID"][splits == "val"].nunique() == 1
+
+
+def test_a_split_file_of_another_table_is_one_line(tmp_path):
+    labels = labels_of(["Mass", "No Finding"] * 10)
+    path = tmp_path / "split.csv"
+    path.write_text("Image Index,Patient ID,split\nother.png,1,train\n")
+    with pytest.raises(SplitError, match=r"outputs/split\.csv: none of the images of the train "
+                                         r"split is in Data_Entry_2017_v2020\.csv; run the split "
+                                         r"stage again"):
+        select_split(labels, read_split_file(path), "train")
+    path.write_text("Image Index,split\nother.png,train\n")
+    with pytest.raises(LabelTableError, match=r"missing columns \['Patient ID'\]"):
+        read_split_file(path)
+    path.write_bytes(b"")
+    with pytest.raises(LabelTableError, match="cannot read split table"):
+        read_split_file(path)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from chestxray.core.errors import PipelineError
+from chestxray.core.paths import SPLIT_FILE
 from chestxray.nih.labels import FINDINGS, NO_FINDING, parse_findings
-from chestxray.nih.layout import LABEL_TABLE, TEST_LIST
+from chestxray.nih.layout import LABEL_TABLE, TEST_LIST, LabelTableError, read_csv
 
 SPLITS = ("train", "val", "test")
 # A held-out split may take at most this share of a class's positive patients,
@@ -187,12 +188,31 @@ def split_positive_patients(labels, splits):
     return pd.DataFrame(counts).reindex(index=list(FINDINGS)).fillna(0).astype(int)
 
 
+SPLIT_COLUMNS = ("Image Index", "Patient ID", "split")
+
+
 def read_split_file(path):
-    """The split stage's table: Image Index, Patient ID and split per image."""
-    return pd.read_csv(path, dtype={"Image Index": str, "split": str})
+    """The split stage's table: Image Index, Patient ID and split per image.
+
+    Raises :class:`~chestxray.nih.layout.LabelTableError` for a file that cannot
+    be read or lacks a column.
+    """
+    table = read_csv(path, "split table", dtype={"Image Index": str, "split": str})
+    missing = [column for column in SPLIT_COLUMNS if column not in table.columns]
+    if missing:
+        raise LabelTableError(f"{path}: missing columns {missing}; run the split stage again")
+    return table
 
 
 def select_split(labels, split_table, name):
-    """Rows of ``labels`` assigned to split ``name``, in label-table order."""
+    """Rows of ``labels`` assigned to split ``name``, in label-table order.
+
+    Raises :class:`SplitError` when there are none: the split table was made
+    from another label table.
+    """
     names = split_table.loc[split_table["split"] == name, "Image Index"]
-    return labels[labels["Image Index"].isin(set(names))].reset_index(drop=True)
+    selected = labels[labels["Image Index"].isin(set(names))].reset_index(drop=True)
+    if selected.empty:
+        raise SplitError(f"{SPLIT_FILE}: none of the images of the {name} split is in "
+                         f"{LABEL_TABLE}; run the split stage again")
+    return selected
