@@ -57,7 +57,7 @@ def test_a_failed_stage_keeps_the_last_good_outputs_and_metrics(tiny_repro, tmp_
     before = {folder: snapshot(repo / folder) for folder in ("outputs", "metrics")}
     set_params(repo, {"train.weights": "missing.weights.h5"})
     log = run(["dvc", "repro"], repo, fails=True)
-    assert "error: missing.weights.h5" in log
+    assert "error: train.weights: 'missing.weights.h5' is neither" in log
     assert {folder: snapshot(repo / folder) for folder in before} == before
 
 
