@@ -7,6 +7,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -462,3 +463,23 @@ def test_findings_no_image_shows_are_warned_about(tmp_path, caplog, findings, wa
         acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
     assert any(re.search(warning, message) for message in caplog.messages), caplog.messages
     assert "Mass," not in " ".join(caplog.messages)
+
+
+def random_png_bytes(shape):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)).save(
+        buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (random_png_bytes((64, 64))[:2000], r"not a readable PNG \(truncated before its IEND chunk\)"),
+    (random_png_bytes((1, 1)), r"1x1 pixels, under the 8-pixel minimum side: not a radiograph"),
+], ids=["truncated inside its pixels", "1x1"])
+def test_an_image_training_could_not_use_stops_the_download(tmp_path, content, problem):
+    folder = make_local(tmp_path / "source")
+    (folder / IMAGES / NAMES[0]).write_bytes(content)
+    with pytest.raises(InvalidDatasetError, match=rf"{NAMES[0]}: {problem}; 1 unusable images in "):
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")
+    assert read_label_table(tmp_path / "out" / LABEL_TABLE)["Image Index"].tolist() == NAMES[1:]

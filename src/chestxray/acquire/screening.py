@@ -10,14 +10,13 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from chestxray.core.errors import PipelineError
 from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING, parse_findings
 from chestxray.nih.layout import (
-    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, LabelTableError, invalid_patient_ids, read_box_table,
-    read_csv, read_label_table, write_box_table, write_label_table,
+    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, ImageError, LabelTableError, invalid_patient_ids,
+    open_image, read_box_table, read_csv, read_label_table, write_box_table, write_label_table,
 )
 
 log = logging.getLogger(__name__)
@@ -79,17 +78,15 @@ def _screened_table(path, scratch):
 
 
 def _unreadable(path):
-    """Why ``path`` is not a PNG, from its header only, or None.
+    """Why ``path`` cannot be a dataset image (one line naming it), or None.
 
-    A full decode of 112,120 radiographs would take an hour; this catches empty,
-    truncated-at-the-start and mislabelled files in seconds.
+    The whole PNG is decoded, as training will: a file truncated or damaged
+    inside its pixel data stops here, not in the middle of training.
     """
     try:
-        with Image.open(path) as image:
-            return None if image.format == "PNG" else f"{image.format} data, not PNG"
-    except UnidentifiedImageError:
-        return "empty file" if path.stat().st_size == 0 else "not an image file"
-    except (OSError, SyntaxError, ValueError) as error:
+        with open_image(path, formats=("PNG",)):
+            return None
+    except ImageError as error:
         return str(error)
 
 
@@ -128,8 +125,7 @@ def check_against_images(table, images, on_invalid, *, table_path, origin, parti
     unreadable = {name: why for name in checks if (why := _unreadable(images[name]))}
     if unreadable:
         name = min(unreadable)
-        _handle(f"{images[name]}: not a readable PNG ({unreadable[name]}); {len(unreadable)} "
-                f"such images in {origin}", on_invalid)
+        _handle(f"{unreadable[name]}; {len(unreadable)} unusable images in {origin}", on_invalid)
     without_row = set(images) - set(table["Image Index"]) - invalid_names
     if without_row:
         _handle(f"{origin}: {len(without_row)} images have no row in {table_path} "

@@ -1,18 +1,9 @@
 """Decode radiographs of any common PNG/JPEG flavour to one gray representation."""
-import warnings
-
 import numpy as np
 from PIL import Image
 
-from chestxray.core.errors import PipelineError
-
-# Largest image accepted: full-resolution radiographs are ~3000x3000; anything
-# claiming more than this is refused as a decompression bomb.
-MAX_PIXELS = 64_000_000
-
-
-class ImageError(PipelineError, ValueError):
-    """An image file that cannot be used: names the file and the problem."""
+# ImageError is the error of every image reader; open_image decides which files are usable.
+from chestxray.nih.layout import ImageError, open_image
 
 
 def to_gray_uint8(image):
@@ -30,41 +21,27 @@ def to_gray_uint8(image):
 
 
 def check_image(path):
-    """Refuse a file that is missing, empty, not an image or a decompression bomb.
+    """Refuse a file that training cannot decode or that is no radiograph.
 
-    Reads the header only (the pixels are not decoded). Returns ``(width,
-    height)``; raises :class:`ImageError` naming the file and the problem.
+    Decodes the whole image (:func:`chestxray.nih.layout.open_image`): a file
+    truncated or damaged inside its pixel data is refused here, not by
+    TensorFlow halfway through training. Returns ``(width, height)``; raises
+    :class:`ImageError` naming the file and the problem.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                size = image.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{path}: refused as a decompression bomb ({error})") from error
-    except FileNotFoundError as error:
-        raise ImageError(f"{path}: file not found") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{path}: not a readable image ({error})") from error
-    if size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"{path}: {size[0]}x{size[1]} pixels exceeds the {MAX_PIXELS:,}-pixel "
-                         "limit (decompression bomb?)")
-    return size
+    with open_image(path) as image:
+        return image.size
 
 
 def read_gray(path, size=None):
     """Read an image file as gray uint8, shape (H, W) or (size, size) if given.
 
-    Raises :class:`ImageError` for a missing, empty, truncated, non-image or
-    oversized file.
+    Raises :class:`ImageError` for a file :func:`check_image` refuses.
     """
-    check_image(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
+    with open_image(path) as image:
+        try:
             gray = to_gray_uint8(image)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{path}: not a readable image ({error})") from error
+        except (OSError, ValueError) as error:  # a mode Pillow cannot convert
+            raise ImageError(f"{path}: not a readable image ({error})") from error
     if size is not None and gray.shape != (size, size):
         gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR))
     return gray

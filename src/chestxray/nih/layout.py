@@ -7,11 +7,18 @@ A dataset folder (the download stage's output) holds:
   boxes in the 1024x1024 release space;
 * ``images/`` -- the PNGs named by ``Image Index``; or, for sources referenced in
   place, ``images_dir.txt`` holding the absolute path of the image folder.
+
+:func:`open_image` decides which image files every stage (and ``predict``) accepts.
 """
+import io
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from chestxray.core.atomic import atomic_write
 from chestxray.core.errors import PipelineError
@@ -30,9 +37,113 @@ SPLIT_LISTS = ("train_val_list.txt", TEST_LIST)
 # NIH released 1024x1024 PNGs; the box table's coordinates live in that space.
 RELEASE_SIZE = 1024
 
+# Largest image accepted: full-resolution radiographs are ~3000x3000; anything
+# claiming more than this is refused as a decompression bomb.
+MAX_PIXELS = 64_000_000
+# Smallest side accepted. A smaller file is a placeholder or an icon, not a
+# radiograph (the smallest real ones here are NIH's 64-px sample); from 8 px up
+# an image is resized to the network's input like any other.
+MIN_SIDE = 8
+# The formats training's decoder (tf.io.decode_png / decode_jpeg) reads.
+DECODABLE = ("PNG", "JPEG")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The critical PNG chunks libpng knows; it refuses a file with any other.
+PNG_CRITICAL_CHUNKS = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
+
 
 class LabelTableError(PipelineError, ValueError):
     """A label or box table that does not follow the NIH schema."""
+
+
+class ImageError(PipelineError, ValueError):
+    """An image file that cannot be used: names the file and the problem."""
+
+
+def png_damage(data):
+    """Why the chunks of PNG bytes ``data`` are damaged, or None.
+
+    libpng, which training decodes with, refuses a chunk with a wrong checksum,
+    an unknown critical chunk and a file that ends before a complete IEND
+    chunk; Pillow checks none of these when decoding.
+    """
+    offset = len(PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 12 + length
+        if end > len(data):
+            break
+        name = kind.decode("latin-1")
+        if not kind.isalpha():
+            return f"invalid chunk type {name!r}"
+        if zlib.crc32(data[offset + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+            return f"bad checksum in its {name} chunk"
+        if not kind[0] & 0x20 and kind not in PNG_CRITICAL_CHUNKS:
+            return f"unknown critical chunk {name!r}"
+        if kind == b"IEND":
+            return None
+        offset = end
+    return "truncated before its IEND chunk"
+
+
+def _unreadable(path, formats, why):
+    """The :class:`ImageError` of a file that is no readable image of ``formats``."""
+    what = formats[0] if len(formats) == 1 else "image"
+    return ImageError(f"{path}: not a readable {what} ({why})")
+
+
+def _opened(data, path, formats):
+    """``data`` opened (header only) by Pillow as one of ``formats``; ImageError otherwise."""
+    if not data:
+        raise _unreadable(path, formats, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=formats)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{path}: refused as a decompression bomb ({error})") from error
+    except Image.UnidentifiedImageError as error:
+        raise _unreadable(path, formats, f"not a {' or '.join(formats)} file") from error
+    # Pillow's parsers raise many types on malformed data (struct.error, EOFError...).
+    except Exception as error:  # noqa: BLE001
+        raise _unreadable(path, formats, error) from error
+
+
+def open_image(path, formats=DECODABLE):
+    """Open and fully decode the image file ``path``, or raise :class:`ImageError`.
+
+    Refuses a missing or empty file, a format not in ``formats``, an image over
+    ``MAX_PIXELS`` (a decompression bomb: refused before decoding) or with a
+    side under ``MIN_SIDE``, a PNG whose chunks libpng would refuse
+    (:func:`png_damage`), and pixel data that does not decode to the end. So a
+    file accepted here is one training can decode. Returns the loaded Pillow
+    image; close it (``with open_image(path) as image:``).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as error:
+        raise ImageError(f"{path}: file not found") from error
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read ({error.strerror})") from error
+    image = _opened(data, path, formats)
+    try:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(f"{path}: {width}x{height} pixels exceeds the {MAX_PIXELS:,}-pixel "
+                             "limit (decompression bomb?)")
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(f"{path}: {width}x{height} pixels, under the {MIN_SIDE}-pixel "
+                             "minimum side: not a radiograph")
+        damage = png_damage(data) if image.format == "PNG" else None
+        if damage:
+            raise _unreadable(path, formats, damage)
+        try:
+            image.load()
+        except Exception as error:  # noqa: BLE001 (as in _opened)
+            raise _unreadable(path, formats, error) from error
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def read_csv(path, what, **options):
