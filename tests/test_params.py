@@ -123,7 +123,9 @@ def test_utf8_with_bom_and_utf16_are_read(tmp_path, encoding):
                           r"at line 1, column 17\)$"),
     (b"train:\n  epochs: 1" + b"0" * 5000, "cannot read parameters .*4300 digits"),
     (b"[" * 5000 + b"]" * 5000, r"cannot read parameters \(maximum recursion depth exceeded"),
-], ids=["latin-1", "unclosed", "5000 digits", "5000 levels"])
+    (b"train:\n  epochs: \x07\n", r"cannot read parameters \(character U\+0007 at character "
+                                  r"17: special characters are not allowed\)$"),
+], ids=["latin-1", "unclosed", "5000 digits", "5000 levels", "control character"])
 def test_unreadable_yaml_is_one_line(tmp_path, content, message):
     path = tmp_path / "params.yaml"
     path.write_bytes(content)

@@ -483,3 +483,10 @@ def test_an_image_training_could_not_use_stops_the_download(tmp_path, content, p
         acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
     acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")
     assert read_label_table(tmp_path / "out" / LABEL_TABLE)["Image Index"].tolist() == NAMES[1:]
+
+
+def test_a_label_table_without_rows_is_one_line_when_skipping(tmp_path):
+    folder = make_local(tmp_path / "source")
+    (folder / LABEL_TABLE).write_text(table_csv([row(NAMES[0])]).splitlines()[0] + "\n")
+    with pytest.raises(InvalidDatasetError, match=f"{LABEL_TABLE}: no valid rows"):
+        acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")

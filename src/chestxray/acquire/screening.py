@@ -45,7 +45,8 @@ def invalid_rows(raw):
     unknown = raw["Finding Labels"].str.split("|").map(lambda names: not set(names) <= known)
     return {
         "empty Finding Labels": empty,
-        "unknown finding": unknown.to_numpy() & ~empty,
+        # dtype bool: a table without rows maps to an object column.
+        "unknown finding": unknown.to_numpy(dtype=bool) & ~empty,
         # Not only non-numeric: '2.7' and '1e400' too (the reason's name predates them).
         "non-numeric Patient ID": invalid_patient_ids(raw["Patient ID"]),
         # Which copy of a duplicated row is right cannot be told: all are dropped.

@@ -47,7 +47,7 @@ MIN_SIDE = 8
 # The formats training's decoder (tf.io.decode_png / decode_jpeg) reads.
 DECODABLE = ("PNG", "JPEG")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# The critical PNG chunks libpng knows; it refuses a file with any other.
+# The critical PNG chunks libpng knows; it refuses any other.
 PNG_CRITICAL_CHUNKS = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
 
 
@@ -60,29 +60,99 @@ class ImageError(PipelineError, ValueError):
 
 
 def png_damage(data):
-    """Why the chunks of PNG bytes ``data`` are damaged, or None.
+    """Why libpng, which training decodes with, would refuse PNG bytes ``data``, or None.
 
-    libpng, which training decodes with, refuses a chunk with a wrong checksum,
-    an unknown critical chunk and a file that ends before a complete IEND
-    chunk; Pillow checks none of these when decoding.
+    Pillow decodes files libpng refuses: a wrong chunk checksum, an unknown or
+    misplaced critical chunk (:func:`_misplaced`), a file that ends before a
+    complete IEND chunk, pixel data that is short (:func:`_pixel_data_damage`).
     """
+    seen, header, pixels = [], b"", []  # chunk types so far, IHDR's payload, IDAT payloads
     offset = len(PNG_SIGNATURE)
     while offset + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[offset:offset + 8])
         end = offset + 12 + length
         if end > len(data):
             break
-        name = kind.decode("latin-1")
         if not kind.isalpha():
-            return f"invalid chunk type {name!r}"
-        if zlib.crc32(data[offset + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
-            return f"bad checksum in its {name} chunk"
-        if not kind[0] & 0x20 and kind not in PNG_CRITICAL_CHUNKS:
-            return f"unknown critical chunk {name!r}"
-        if kind == b"IEND":
-            return None
+            return f"invalid chunk type {kind.decode('latin-1')!r}"
+        payload = data[offset + 8:end - 4]
+        if zlib.crc32(kind + payload) != int.from_bytes(data[end - 4:end], "big"):
+            return f"bad checksum in its {kind.decode()} chunk"
+        header = payload if kind == b"IHDR" else header
+        pixels += [payload] if kind == b"IDAT" else []
+        problem = _misplaced(kind, seen, header)
+        if problem or kind == b"IEND":
+            return problem or _pixel_data_damage(header, pixels)
+        seen.append(kind)
         offset = end
     return "truncated before its IEND chunk"
+
+
+# (first column, first row, column step, row step) of the seven Adam7 interlace passes.
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+         (0, 1, 1, 2))
+# Samples per pixel of each PNG colour type, and the bit depths libpng accepts for it.
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+# libpng's default limit on either side (PNG_USER_WIDTH_MAX, PNG_USER_HEIGHT_MAX).
+PNG_MAX_SIDE = 1_000_000
+INFLATE_STEP = 1 << 20  # bytes inflated at a time: the pixels are counted, never held
+# Pixel data may inflate to more than the image needs (libpng ignores the rest), within reason.
+EXTRA_PIXEL_DATA = 64 << 20
+
+
+def _pixel_data_damage(header, pixels):
+    """Why the IDAT payloads ``pixels`` are not one complete zlib stream of at least the
+    image IHDR ``header`` declares, or None. Pillow fills in missing rows and ignores a
+    stream cut short; libpng refuses both."""
+    try:
+        width, height, depth, colour, compression, filtering, interlaced = struct.unpack(
+            ">IIBBBBB", header)
+    except struct.error:
+        return "an invalid IHDR chunk"
+    if depth not in PNG_DEPTHS.get(colour, ()) or compression or filtering or interlaced > 1 \
+            or not (0 < width <= PNG_MAX_SIDE and 0 < height <= PNG_MAX_SIDE):
+        return "an invalid IHDR chunk"
+    bits = PNG_CHANNELS[colour] * depth
+    passes = ADAM7 if interlaced else ((0, 0, 1, 1),)
+    # Each row: a filter byte, then its pixels; an empty pass has no rows.
+    expected = sum(rows * (1 + (columns * bits + 7) // 8) if columns else 0
+                   for columns, rows in ((-(-(width - x) // dx), -(-(height - y) // dy))
+                                         for x, y, dx, dy in passes))
+    inflater, produced = zlib.decompressobj(), 0
+    try:
+        for payload in pixels:
+            while payload and not inflater.eof and produced <= expected + EXTRA_PIXEL_DATA:
+                produced += len(inflater.decompress(payload, INFLATE_STEP))
+                payload = inflater.unconsumed_tail
+    except zlib.error as error:
+        return f"corrupt pixel data ({error})"
+    if produced > expected + EXTRA_PIXEL_DATA:
+        return f"pixel data far longer than the {width}x{height} image its header declares"
+    if produced < expected or not inflater.eof:
+        return f"pixel data cut short of the {width}x{height} image its header declares"
+    return None
+
+
+def _misplaced(kind, seen, header):
+    """Why libpng refuses chunk ``kind`` after the chunks ``seen`` (IHDR payload ``header``),
+    or None. A misplaced ancillary chunk libpng only skips."""
+    name = kind.decode()
+    if not seen and kind != b"IHDR":
+        return f"{name} before its IHDR chunk"
+    if kind[0] & 0x20:
+        return None
+    if kind not in PNG_CRITICAL_CHUNKS:
+        return f"unknown critical chunk {name!r}"
+    if kind == b"IHDR" and seen or kind == b"PLTE" and (b"PLTE" in seen or b"IDAT" in seen):
+        return f"a second or misplaced {name} chunk"
+    if kind == b"IDAT" and b"IDAT" in seen and seen[-1] != b"IDAT":
+        return "IDAT chunks that are not consecutive"
+    if kind == b"IDAT" and header[9:10] == b"\x03" and b"PLTE" not in seen:
+        return "a palette image without a PLTE chunk"
+    if kind == b"IEND" and b"IDAT" not in seen:
+        return "no IDAT chunk"
+    return None
 
 
 def _unreadable(path, formats, why):
