@@ -44,8 +44,8 @@ from PIL import Image
 from chestxray.core.paths import (
     DATASET_DIR, PARAMS_FILE, SPLIT_FILE, STAGE_OUTPUTS, metrics_dir, metrics_staging_dir,
 )
-from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING
-from chestxray.nih.layout import IMAGES, IMAGES_POINTER, LABEL_TABLE
+from chestxray.nih.labels import BOX_TABLE_HEADER, FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING
+from chestxray.nih.layout import BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, TEST_LIST
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = REPO / "stages"
@@ -603,12 +603,37 @@ def table_files(draw):
 
 
 @st.composite
+def box_table_files(draw):
+    """Bytes of a fuzzed box table (official format) naming the template's images."""
+    rows = [[row["Image Index"], finding, "12.5", "20", "300", "40.25"]
+            for row, finding in zip(template_rows(), ("Mass", "Infiltrate", "Nodule"))]
+    for _ in range(draw(st.integers(0, 3))):
+        rows[draw(st.integers(0, len(rows) - 1))][draw(st.integers(0, 5))] = draw(CELL_VALUES)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return draw(encoded(BOX_TABLE_HEADER + "\n" + buffer.getvalue()))
+
+
+@st.composite
+def image_list_files(draw):
+    """Bytes of a fuzzed NIH split list (test_list.txt): image names and odd lines."""
+    names = draw(st.lists(st.sampled_from([row["Image Index"] for row in template_rows()])
+                          | CELL_VALUES, max_size=8))
+    return draw(encoded("\n".join(names)))
+
+
+@st.composite
 def table_cases(draw, targets=("download", "split", "stats")):
     """A :class:`Case` of a fuzzed label table: the local source's (download, stopping or
-    skipping bad rows) or the dataset's (split, stats)."""
+    skipping bad rows; with a fuzzed box table or split list at times) or the dataset's
+    (split, stats)."""
     target = draw(st.sampled_from(targets))
     files = {(SOURCE_TABLE if target == "download" else DATASET_TABLE).as_posix():
              draw(table_files())}
+    if target == "download" and draw(st.booleans()):
+        files[(SOURCE / BOX_TABLE).as_posix()] = draw(box_table_files())
+    if target == "download" and draw(st.booleans()):
+        files[(SOURCE / TEST_LIST).as_posix()] = draw(image_list_files())
     if target == "download" and draw(st.booleans()):
         params = template_params()
         params["download"]["on_invalid"] = "skip"

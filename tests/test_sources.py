@@ -490,3 +490,13 @@ def test_a_label_table_without_rows_is_one_line_when_skipping(tmp_path):
     (folder / LABEL_TABLE).write_text(table_csv([row(NAMES[0])]).splitlines()[0] + "\n")
     with pytest.raises(InvalidDatasetError, match=f"{LABEL_TABLE}: no valid rows"):
         acquire(local_params(folder, "skip"), tmp_path / "out", tmp_path / "data")
+
+
+def test_a_split_list_that_is_not_utf8_is_one_line(tmp_path):
+    folder = make_local(tmp_path / "source")
+    (folder / "test_list.txt").write_bytes(f"{NAMES[0]}\n# liste réduite\n".encode("latin-1"))
+    with pytest.raises(InvalidDatasetError, match=r"test_list\.txt: cannot read image list \(not "
+                                                  r"UTF-8 text: invalid continuation byte at "
+                                                  r"byte 26\); save it as UTF-8$"):
+        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+    assert not (tmp_path / "out").exists()

@@ -16,7 +16,8 @@ from chestxray.core.errors import PipelineError
 from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING, parse_findings
 from chestxray.nih.layout import (
     BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, ImageError, LabelTableError, invalid_patient_ids,
-    open_image, read_box_table, read_csv, read_label_table, write_box_table, write_label_table,
+    open_image, read_box_table, read_csv, read_label_table, read_text, write_box_table,
+    write_label_table,
 )
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,8 @@ def _write_split_lists(root, staging, names):
         path = root / list_name
         if not path.is_file():
             continue
-        listed = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        listed = [line.strip() for line in read_text(path, "image list").splitlines()
+                  if line.strip()]
         kept = [name for name in listed if name in names]
         if len(kept) < len(listed):
             log.info("%s: %d of %d listed images are not in the dataset; left out",

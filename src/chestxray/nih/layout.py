@@ -216,14 +216,27 @@ def open_image(path, formats=DECODABLE):
     return image
 
 
+def _not_utf8(path, what, error):
+    """The :class:`LabelTableError` of a ``what`` file that ``error`` could not decode."""
+    return LabelTableError(f"{path}: cannot read {what} (not UTF-8 text: {error.reason} at "
+                           f"byte {error.start}); save it as UTF-8")
+
+
+def read_text(path, what):
+    """The text of the UTF-8 file ``path`` (a ``what``); one LabelTableError line if it is not."""
+    try:
+        return Path(path).read_bytes().decode()
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, what, error) from error
+
+
 def read_csv(path, what, **options):
     """``pd.read_csv(path, **options)``; a file that cannot be read or parsed is one
     :class:`LabelTableError` line naming ``path`` and ``what`` it should hold."""
     try:
         return pd.read_csv(path, **options)
     except UnicodeDecodeError as error:
-        raise LabelTableError(f"{path}: cannot read {what} (not UTF-8 text: {error.reason} at "
-                              f"byte {error.start}); save it as UTF-8") from error
+        raise _not_utf8(path, what, error) from error
     except OSError as error:
         raise LabelTableError(f"{path}: cannot read {what} ({error.strerror})") from error
     except ValueError as error:  # pandas' ParserError and EmptyDataError (a 0-byte file)
