@@ -41,6 +41,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import chestxray
 from chestxray.core.paths import (
     DATASET_DIR, PARAMS_FILE, SPLIT_FILE, STAGE_OUTPUTS, metrics_dir, metrics_staging_dir,
 )
@@ -260,7 +261,9 @@ def _execute(command):
     sys.argv = ["python -m chestxray", *command]
     try:
         with _models_loaded_once():
-            runpy.run_module("chestxray", run_name="__main__", alter_sys=False)
+            # By path: run_module would warn when a test imported chestxray.__main__ before.
+            runpy.run_path(str(Path(chestxray.__file__).parent / "__main__.py"),
+                           run_name="__main__")
     finally:
         sys.argv = argv
 
