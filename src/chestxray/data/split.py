@@ -12,6 +12,8 @@ from chestxray.nih.labels import FINDINGS, NO_FINDING, parse_findings
 from chestxray.nih.layout import LABEL_TABLE, TEST_LIST, LabelTableError, read_csv
 
 SPLITS = ("train", "val", "test")
+# The columns of the split stage's table.
+SPLIT_COLUMNS = ("Image Index", "Patient ID", "split")
 # A held-out split may take at most this share of a class's positive patients,
 # so the training split always keeps most examples of rare classes.
 MAX_HELD_OUT_SHARE = 1 / 3
@@ -186,9 +188,6 @@ def split_positive_patients(labels, splits):
         subset = labels[np.asarray(splits) == name]
         counts[name] = patient_table(subset)[list(FINDINGS)].sum() if len(subset) else 0
     return pd.DataFrame(counts).reindex(index=list(FINDINGS)).fillna(0).astype(int)
-
-
-SPLIT_COLUMNS = ("Image Index", "Patient ID", "split")
 
 
 def read_split_file(path):
