@@ -51,7 +51,8 @@ def test_unreadable_file_is_reported(tmp_path):
 
 @pytest.mark.parametrize("section, key, message", [
     ("train", "epoch", r"unknown key 'train\.epoch' \(did you mean 'train\.epochs'\?\)"),
-    ("split", "val_fractoin", r"unknown key 'split\.val_fractoin' \(did you mean 'split\.val_fraction'"),
+    ("split", "val_fractoin",
+     r"unknown key 'split\.val_fractoin' \(did you mean 'split\.val_fraction'"),
     ("stats", "colour", r"unknown key 'stats\.colour'$"),
     ("train", 7, r"unknown key 'train\.7'"),
 ])
@@ -95,7 +96,8 @@ def test_fractions_leaving_no_training_split_are_refused(params, test_fraction, 
 
 
 @pytest.mark.parametrize("text, message", [
-    ("- train\n- split\n", r"the top level must be a mapping of sections .*, not \['train', 'split'\]"),
+    ("- train\n- split\n",
+     r"the top level must be a mapping of sections .*, not \['train', 'split'\]"),
     ("42\n", "the top level must be a mapping of sections .*, not 42"),
     ("split: [1, 2]\n", r"section 'split' must be a mapping of keys, not \[1, 2\]"),
     ("", "missing section 'split'"),

@@ -207,7 +207,8 @@ def _yaml_problem(error):
     """One line saying why YAML could not be read (PyYAML's messages span several lines)."""
     if isinstance(error, yaml.reader.ReaderError):
         if error.encoding == "unicode":  # decoded, but holds a control character
-            return f"character U+{error.character:04X} at character {error.position}: {error.reason}"
+            return (f"character U+{error.character:04X} at character {error.position}: "
+                    f"{error.reason}")
         return (f"not {error.encoding.upper()} text ({error.reason} at byte {error.position}); "
                 f"save it as UTF-8")
     if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark:
