@@ -5,7 +5,7 @@ from chestxray.core.paths import (
     DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE, REPORT_FILE, SPLIT_FILE, metrics_dir,
 )
 from chestxray.core.stage import run_stage
-from chestxray.core.tracking import stage_live, staged
+from chestxray.core.tracking import stage_outputs
 from chestxray.data.dataset import naming_unreadable_images, split_dataset
 from chestxray.data.split import check_no_leakage, read_split_file, select_split
 from chestxray.evaluation.metrics import class_results
@@ -43,17 +43,17 @@ def main():
         target_sensitivity=settings["target_sensitivity"]
         if settings["threshold_rule"] == "sensitivity" else None,
         calibration_bins=settings["calibration_bins"])
-    write_predictions(test["Image Index"], scores["test"], PREDICTIONS_FILE)
     undefined = undefined_classes(table)
-    with stage_live("evaluate") as live:
+    with stage_outputs("evaluate") as outputs:
+        write_predictions(test["Image Index"], scores["test"], outputs.path(PREDICTIONS_FILE))
         images = log_evaluation(
-            live, table, overall, truth["test"], scores["test"],
+            outputs.live, table, overall, truth["test"], scores["test"],
             calibration_bins=settings["calibration_bins"],
             counts={"test_images": len(test), "val_images": len(val),
                     "undefined_classes": len(undefined)})
         write_report(table, overall, run_details(settings, len(test), test["Patient ID"].nunique(),
                                                  len(val), undefined),
-                     images, staged(live, "evaluate", REPORT_FILE))
+                     images, outputs.path(REPORT_FILE))
     print(f"scored {len(test)} test images: {mean_auc_note(overall)} over "
           f"{len(FINDINGS) - len(undefined)} classes -> {metrics_dir('evaluate')}, "
           f"{REPORT_FILE}, {PREDICTIONS_FILE}")

@@ -8,7 +8,7 @@ import pandas as pd
 from chestxray.core.params import load_params
 from chestxray.core.paths import DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE, metrics_dir
 from chestxray.core.stage import run_stage
-from chestxray.core.tracking import stage_live
+from chestxray.core.tracking import stage_outputs
 from chestxray.data.preprocessing import load_display_image
 from chestxray.explain.gradcam import explain_files, upsample
 from chestxray.explain.localization import (
@@ -44,7 +44,8 @@ def main():
     top = [(name, finding) for finding in FINDINGS
            for name in predictions.nlargest(per_class, finding)["Image Index"]]
     top_boxes = boxed_findings(boxes, [name for name, _ in top])
-    with stage_live("gradcam") as live:
+    with stage_outputs("gradcam") as outputs:
+        live = outputs.live
         for finding, row in summary.iterrows():
             for column, value in row.dropna().items():
                 live.log_metric(f"localization/{finding}/{column}", round(float(value), 5),

@@ -3,11 +3,10 @@ import logging
 
 import pandas as pd
 
-from chestxray.core.atomic import atomic_write
 from chestxray.core.params import ParamsError, load_params
 from chestxray.core.paths import DATASET_DIR, SPLIT_FILE
 from chestxray.core.stage import run_stage
-from chestxray.core.tracking import stage_live
+from chestxray.core.tracking import stage_outputs
 from chestxray.data.split import (
     SPLITS, check_no_leakage, split_official, split_patients, split_positive_patients,
     split_prevalence,
@@ -35,9 +34,6 @@ def main():
 
     table = pd.DataFrame({"Image Index": labels["Image Index"],
                           "Patient ID": labels["Patient ID"], "split": splits})
-    with atomic_write(SPLIT_FILE, "w") as handle:
-        table.to_csv(handle, index=False, lineterminator="\n")
-
     prevalence = split_prevalence(labels, splits)
     positives = split_positive_patients(labels, splits)
     for name in SPLITS:
@@ -45,7 +41,9 @@ def main():
         if absent:
             log.warning("the %s split has no positive patient of %s: AUC is undefined there",
                         name, ", ".join(absent))
-    with stage_live("split") as live:
+    with stage_outputs("split") as outputs:
+        table.to_csv(outputs.path(SPLIT_FILE), index=False, lineterminator="\n")
+        live = outputs.live
         for name in SPLITS:
             in_split = table[table["split"] == name]
             live.log_metric(f"{name}/images", len(in_split), plot=False)

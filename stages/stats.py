@@ -1,11 +1,10 @@
 """stats: label prevalence, loss weights and pixel statistics of the train split."""
 import json
 
-from chestxray.core.atomic import atomic_write
 from chestxray.core.params import load_params
 from chestxray.core.paths import DATASET_DIR, SPLIT_FILE, STATS_FILE
 from chestxray.core.stage import run_stage
-from chestxray.core.tracking import stage_live
+from chestxray.core.tracking import stage_outputs
 from chestxray.data.split import read_split_file, select_split
 from chestxray.data.stats import training_statistics
 from chestxray.nih import layout
@@ -18,9 +17,9 @@ def main():
     stats = training_statistics(parse_findings(train["Finding Labels"]), train["path"],
                                 params["train"]["image_size"], params["stats"]["max_images"],
                                 params["stats"]["seed"])
-    with atomic_write(STATS_FILE, "w") as handle:
-        json.dump(stats, handle, indent=2)
-    with stage_live("stats") as live:
+    with stage_outputs("stats") as outputs:
+        outputs.path(STATS_FILE).write_text(json.dumps(stats, indent=2))
+        live = outputs.live
         live.log_metric("pixel_mean", stats["pixel_mean"], plot=False)
         live.log_metric("pixel_std", stats["pixel_std"], plot=False)
         rows = [{"finding": name, "prevalence": stats["positive_frequency"][name]}

@@ -4,9 +4,11 @@ import logging
 import keras
 
 from chestxray.core.params import load_params
-from chestxray.core.paths import CHECKPOINT_DIR, DATASET_DIR, MODEL_FILE, SPLIT_FILE, STATS_FILE
+from chestxray.core.paths import (
+    CHECKPOINT_DIR, DATASET_DIR, MODEL_FILE, SPLIT_FILE, STATS_FILE, metrics_staging_dir,
+)
 from chestxray.core.stage import run_stage
-from chestxray.core.tracking import stage_live
+from chestxray.core.tracking import stage_outputs
 from chestxray.data.dataset import naming_unreadable_images, split_dataset
 from chestxray.data.preprocessing import Preprocessing
 from chestxray.data.split import read_split_file, select_split
@@ -55,9 +57,17 @@ def main():
     fingerprint = run_fingerprint(params, SPLIT_FILE, STATS_FILE)
     with strategy.scope():
         state, model = resume(CHECKPOINT_DIR, fingerprint, lambda: build("none"))
+        if state and not metrics_staging_dir("train").is_dir():
+            # A run killed after publishing its model and log, before clearing its
+            # checkpoints: resuming would publish a log without the finished epochs.
+            log.warning("%s: no dvclive log of the checkpoint's epochs in %s; training starts "
+                        "afresh", CHECKPOINT_DIR, metrics_staging_dir("train"))
+            clear_checkpoints(CHECKPOINT_DIR)
+            state = model = None
         model = model or build()
     resumed_at = state["epochs_done"] if state else 0
-    with stage_live("train", resume=state is not None) as live:
+    with stage_outputs("train", resume=state is not None) as outputs:
+        live = outputs.live
         for name, value in [("device", device), ("replicas", strategy.num_replicas_in_sync),
                             ("precision", keras.config.dtype_policy().name),
                             ("weights", params["weights"]), ("resumed_at_epoch", resumed_at)]:
@@ -66,8 +76,9 @@ def main():
             model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR,
                                  live, state=state or new_state(fingerprint), strategy=strategy,
                                  device=device, monitored=monitored)
-        save_model(portable_copy(model, lambda: build("none")), preprocessing, MODEL_FILE)
-        clear_checkpoints(CHECKPOINT_DIR)
+        save_model(portable_copy(model, lambda: build("none")), preprocessing,
+                   outputs.path(MODEL_FILE))
+    clear_checkpoints(CHECKPOINT_DIR)
     resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
     best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
             if state["best_epoch"] is not None else "no finite val AUC")

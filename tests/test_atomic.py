@@ -1,6 +1,7 @@
 """Outputs are replaced only when complete: a failure keeps the previous output."""
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -82,4 +83,55 @@ def test_replace_directory_swaps_a_finished_folder_in(tmp_path):
     atomic.replace_directory(tmp_path / "staging", tmp_path / "metrics")
     assert [path.name for path in (tmp_path / "metrics").iterdir()] == ["new.json"]
     assert not (tmp_path / "staging").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics"]
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next(tmp_path):
+    dead = _pid_of_a_finished_process()
+    (tmp_path / f".model.keras.{dead}.x1.tmp.keras").write_bytes(b"half a model")
+    (tmp_path / f"..model.keras.{dead}.x1.tmp.keras.{dead}.y2.tmp.keras").write_bytes(b"half")
+    (tmp_path / f".dataset.{dead}.x3.tmp").mkdir()
+    (tmp_path / f".model.keras.{os.getpid()}.x4.tmp.keras").write_bytes(b"a live writer's")
+    with atomic_write(tmp_path / "model.keras") as handle:
+        handle.write(b"model")
+    with atomic_directory(tmp_path / "dataset"):
+        pass
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        f".model.keras.{os.getpid()}.x4.tmp.keras", "dataset", "model.keras"]
+
+
+def _pid_of_a_finished_process():
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_pending_outputs_appear_together_on_commit_and_never_on_discard(tmp_path):
+    (tmp_path / "split.csv").write_text("old split")
+    pending = atomic.PendingOutputs()
+    pending.path(tmp_path / "split.csv").write_text("new split")
+    pending.path(tmp_path / "stats.json").write_text("{}")
+    assert (tmp_path / "split.csv").read_text() == "old split"
+    assert not (tmp_path / "stats.json").exists()
+    pending.commit()
+    assert (tmp_path / "split.csv").read_text() == "new split"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["split.csv", "stats.json"]
+
+    pending.path(tmp_path / "split.csv").write_text("a failed run's split")
+    pending.discard()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["split.csv", "stats.json"]
+    assert (tmp_path / "split.csv").read_text() == "new split"
+
+
+def test_a_folder_swap_never_leaves_a_moment_without_the_folder(tmp_path, monkeypatch):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "old.json").write_text("{}")
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda *names: renames.append(names)
+                        or real_replace(*names))
+    with atomic_directory(tmp_path / "metrics") as staging:
+        (staging / "new.json").write_text("{}")
+    assert renames == []  # one renameat2(RENAME_EXCHANGE), no window between two renames
+    assert [path.name for path in (tmp_path / "metrics").iterdir()] == ["new.json"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics"]

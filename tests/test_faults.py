@@ -29,12 +29,12 @@ from typing import Optional
 import pandas as pd
 import pytest
 import yaml
-
-from conftest import SHARED_DATA, shared_file
 from faults import (
     PREDICT_PROGRAM, RUNNING, STAGE_PROGRAM, Fault, Outcome, differences, digests, environment,
     hidden_leftovers, in_a_terminal, run_with_fault,
 )
+
+from conftest import SHARED_DATA, shared_file
 from repos import clone_sharing_cache, set_params
 
 STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
@@ -46,9 +46,8 @@ EARLY = Fault("chestxray.core.params:load_params", when="after")
 
 
 def replaced_by(temporary, path):
-    """The rename that puts ``temporary`` (a regular expression) in place at ``path``: for a
-    folder, the second of the two renames of its swap (the previous folder is set aside)."""
-    return Fault("os:replace",
+    """The exchange that swaps folder ``temporary`` (a regular expression) in for ``path``."""
+    return Fault("chestxray.core.atomic:_exchange",
                  match=rf"\(PosixPath\('{temporary}'\), PosixPath\('{re.escape(path)}'\)\)")
 
 
@@ -61,13 +60,19 @@ def metrics_published(stage):
     return replaced_by(rf"metrics/\.staging/{stage}", f"metrics/{stage}")
 
 
+# A stage's work done, dvclive's last files written: its outputs are about to be renamed in.
+COMMIT = Fault("chestxray.core.atomic:PendingOutputs.commit")
+
+
 @dataclass(frozen=True)
 class Plan:
     """How one stage is interrupted.
 
     ``rerun``: params under which it reruns and would write other outputs than the last good
     ones; ``middle``: a point in the middle of its work (SIGKILL there); ``during``: where the
-    process group is signalled (default ``middle``); ``late``: points while it commits;
+    process group is signalled (default ``middle``); ``late``: ``{"late": point}``, once the
+    work is done, before any output is put in place, and for stages with file outputs and
+    metrics ``"mid-commit"``: the files renamed in, the metrics folder not yet swapped in;
     ``early``: just after its params (arguments) are read.
     """
     rerun: dict
@@ -90,41 +95,39 @@ PLANS = {
         {"download.image_size": 32},
         # The render workers are writing images into the new folder.
         Fault("concurrent.futures.process:ProcessPoolExecutor.map", when="after"),
-        {"late-swap": replaced_by(r"outputs/\.dataset\.[^']+\.tmp", "outputs/dataset")}),
+        {"late": replaced_by(r"outputs/\.dataset\.[^']+\.tmp", "outputs/dataset")}),
     "split": Plan(
         {"split.seed": 7},
         Fault("chestxray.data.split:split_patients"),
-        {"late-rename": file_replaced("outputs/split.csv"),
-         "late-swap": metrics_published("split")}),
+        {"late": COMMIT, "mid-commit": metrics_published("split")}),
     "stats": Plan(
         {"stats.max_images": 50},
         Fault("chestxray.data.images:read_gray:20"),  # reading the train images
-        {"late-rename": file_replaced("outputs/stats.json"),
-         "late-swap": metrics_published("stats")}),
+        {"late": COMMIT, "mid-commit": metrics_published("stats")}),
     "train": Plan(
         {"train.epochs": 2},
         # Epoch 1 of 2 is checkpointed and logged.
         Fault("chestxray.model.callbacks:LiveMetrics.on_epoch_end", when="after"),
-        # late-rename: the resumed run has trained epoch 2 and renames the model into place;
-        # late-swap: it resumes after epoch 2, saves, and publishes metrics/train.
-        {"late-rename": file_replaced("outputs/model.keras"),
-         "late-swap": metrics_published("train")},
+        # late: the resumed run has trained epoch 2 and puts the model in place;
+        # mid-commit: it resumes after epoch 2, saves, renames the model in and publishes
+        # metrics/train.
+        {"late": COMMIT, "mid-commit": metrics_published("train")},
         # The resumed run starts epoch 2, inside model.fit.
         during=Fault("chestxray.model.callbacks:LearningRateControl.on_epoch_begin")),
     "evaluate": Plan(
         {"evaluate.bootstrap_seed": 7},
         Fault("chestxray.model.saved:probabilities", when="after"),  # val scored, test next
-        {"late-swap": metrics_published("evaluate")}),
+        {"late": COMMIT, "mid-commit": metrics_published("evaluate")}),
     "gradcam": Plan(
         {"gradcam.iou_threshold": 0.4},
         Fault("chestxray.explain.gradcam:explain_files:2"),  # the overlays' heatmaps
-        {"late-swap": metrics_published("gradcam")}),
+        {"late": metrics_published("gradcam")}),  # no file outputs: one swap
 }
 
 PLANS["predict"] = Plan(
     {},
     Fault("chestxray.data.preprocessing:load_image:20"),  # two batches of 8 scored
-    {"late-rename": file_replaced("out.csv")},
+    {"late": file_replaced("out.csv")},
     early=Fault("chestxray.predict:check_output_path", when="after"))
 
 CELLS = [(target, name) for target in TARGETS for name, _ in PLANS[target].faults()]
@@ -301,6 +304,16 @@ def check_kept(step):
     assert step.outcome.leftover == [], "processes of the run still alive after it ended"
 
 
+def check_mid_commit(step):
+    """Killed between the renames of a commit: the stage's file outputs may already be new,
+    its metrics are the last good run's, and no file is half-written."""
+    assert step.outcome.fired, f"the fault never fired:\n{step.outcome.output}"
+    changed = differences(step.before, step.after)
+    assert all(change.startswith("changed outputs/") for change in changed), \
+        f"{changed}\n{step.outcome.output}"
+    assert step.outcome.leftover == [], "processes of the run still alive after it ended"
+
+
 def next_step(target, name):
     names = [step for step, _ in PLANS[target].faults()]
     return names[names.index(name) + 1]
@@ -316,7 +329,10 @@ def kill_cells(kind):
 @pytest.mark.parametrize("target, point", kill_cells("kill"))
 def test_sigkill_keeps_the_last_good_outputs(matrix, target, point):
     step = matrix[target].steps[point]
-    check_kept(step)
+    if point == "mid-commit":
+        check_mid_commit(step)
+    else:
+        check_kept(step)
     if target == "predict":
         assert step.outcome.returncode == -signal.SIGKILL
     else:
@@ -392,14 +408,14 @@ def test_training_resumes_after_the_last_finished_epoch(matrix, target):
     for name in ("ctrl-c", "lost-machine"):  # stopped as epoch 2 began
         assert chain.steps[name].train["staging_params"]["resumed_at_epoch"] == 1, name
         assert chain.steps[name].train["epochs_done"] == 1, name
-    late = chain.steps["late-rename"]  # trained epoch 2, killed renaming the model into place
+    late = chain.steps["late"]  # trained epoch 2, killed before putting the model in place
     assert late.train["staging_params"]["resumed_at_epoch"] == 1
     assert "Epoch 1/2" not in late.outcome.output and "Epoch 2/2" in late.outcome.output
     assert late.train["epochs_done"] == 2
     assert late.train["staging_steps"] == [0, 1]
-    assert chain.steps["late-swap"].train["staging_params"]["resumed_at_epoch"] == 2
-    # late-swap was killed while it published the metrics of the finished training: the rerun
-    # must find the checkpoint of epoch 2 and train nothing again.
+    assert chain.steps["mid-commit"].train["staging_params"]["resumed_at_epoch"] == 2
+    # mid-commit was killed while it published the finished training: the rerun must find the
+    # checkpoint of epoch 2 and train nothing again.
     resumed = chain.train["params"]["resumed_at_epoch"]
     assert resumed == 2, f"the rerun resumed at epoch {resumed}:\n{chain.recovery[0].output}"
     assert chain.train["steps"] == [0, 1]

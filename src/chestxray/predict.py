@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from chestxray.core.atomic import atomic_write
+from chestxray.core.atomic import atomic_path, atomic_write
 from chestxray.core.errors import PipelineError
 from chestxray.data.images import ImageError
 from chestxray.data.preprocessing import load_display_image, load_image
@@ -123,8 +123,8 @@ def write_overlays(model, preprocessing, table, directory, top, layer=DEFAULT_LA
         display = load_display_image(image, MAX_DISPLAY_SIDE)
         for finding, heatmap in zip(findings, heatmaps):
             path = directory / stem.parent / f"{stem.name}_{finding}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(overlay_panel(display, heatmap)).save(path)
+            with atomic_path(path) as temporary:
+                Image.fromarray(overlay_panel(display, heatmap)).save(temporary)
             written.append(path)
     return written
 

@@ -11,7 +11,9 @@ Regenerate the study (only when changing the generator on purpose)::
     python -m chestxray.acquire.embedded --out data --patients 700 --seed 2017
 """
 import argparse
+import ctypes
 import os
+import signal
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -39,6 +41,18 @@ def write_study(data_dir, n_patients, seed, min_positive_patients):
     return labels, boxes
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent):
+    """Render workers end with the stage: a killed stage must not leave them waiting forever."""
+    prctl = getattr(ctypes.CDLL(None), "prctl", None)  # Linux only
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the stage died before prctl took effect
+        os._exit(1)
+
+
 def _render_one(job):
     name, anatomy, boxes, size, out_dir = job
     pixels = render_radiograph(anatomy, boxes, size, seed=zlib.crc32(name.encode()))
@@ -63,7 +77,8 @@ def render_dataset(data_dir, out_dir, image_size):
         (staging / layout.IMAGES).mkdir()
         jobs = [(name, anatomy.loc[name].to_dict(), boxes_by_image.get(name, []),
                  image_size, staging / layout.IMAGES) for name in labels["Image Index"]]
-        with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        with ProcessPoolExecutor(max_workers=os.cpu_count(), initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for _ in tqdm(pool.map(_render_one, jobs, chunksize=32), total=len(jobs),
                           desc="render", unit="img", mininterval=2):
                 pass

@@ -4,10 +4,15 @@ Each helper builds the new output under a temporary name beside the old one
 and renames it into place only when complete. A full disk, a read-only
 folder or a missing permission while writing becomes one
 :class:`OutputWriteError` naming the output; the previous output stays.
+Temporary names carry the writer's process id, so that the next writer of
+the same output removes what a killed process left.
 """
 import contextlib
+import ctypes
 import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,17 +63,12 @@ def atomic_path(path):
     """
     path = Path(path)
     with _reporting_write_failures(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=f".tmp{''.join(path.suffixes)}")
-        os.close(handle)
-        os.chmod(temporary, 0o666 & ~_umask())
+        temporary = _temporary_file(path)
         try:
-            yield Path(temporary)
+            yield temporary
             os.replace(temporary, path)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+            temporary.unlink(missing_ok=True)
             raise
 
 
@@ -92,9 +92,8 @@ def atomic_directory(path):
     """
     path = Path(path)
     with _reporting_write_failures(path):
-        _recover_interrupted_swap(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.",
+        _prepare(path)
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path),
                                           suffix=".tmp"))
         os.chmod(temporary, 0o777 & ~_umask())
         try:
@@ -113,9 +112,83 @@ def replace_directory(finished, path):
     """
     path = Path(path)
     with _reporting_write_failures(path):
-        _recover_interrupted_swap(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare(path)
         _swap_in(Path(finished), path)
+
+
+class PendingOutputs:
+    """Output files written under temporary names now and renamed into place together later.
+
+    A stage that writes several outputs and metrics puts them all in place at
+    its very end, so that a failure anywhere before leaves every one of them
+    as it was (see :func:`chestxray.core.tracking.stage_outputs`).
+    """
+
+    def __init__(self):
+        self._renames = []
+
+    def path(self, path):
+        """A new empty temporary file beside ``path`` (same suffixes) that :meth:`commit`
+        renames to ``path``."""
+        path = Path(path)
+        with _reporting_write_failures(path):
+            temporary = _temporary_file(path)
+        self._renames.append((temporary, path))
+        return temporary
+
+    def commit(self):
+        """Rename every temporary over its output, in the order they were asked for."""
+        for temporary, path in self._renames:
+            with _reporting_write_failures(path):
+                os.replace(temporary, path)
+        self._renames = []
+
+    def discard(self):
+        """Remove every temporary; the outputs keep their previous content."""
+        for temporary, _ in self._renames:
+            temporary.unlink(missing_ok=True)
+        self._renames = []
+
+
+def _temporary_prefix(path):
+    return f".{path.name}.{os.getpid()}."
+
+
+def _temporary_file(path):
+    """A new empty file beside ``path``, with ``path``'s suffixes and the umask's permissions."""
+    _prepare(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path),
+                                         suffix=f".tmp{''.join(path.suffixes)}")
+    os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())
+    return Path(temporary)
+
+
+def _prepare(path):
+    """Make ``path``'s folder; undo what a killed writer of ``path`` left (see the module doc)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and _previous(path).is_dir():
+        # Killed between the two renames of a swap without RENAME_EXCHANGE.
+        os.replace(_previous(path), path)
+    # Temporaries of path, or of a temporary of path (a writer given a PendingOutputs path).
+    temporary_name = re.compile(rf"\.+{re.escape(path.name)}\.(\d+)\..*\.tmp")
+    for leftover in path.parent.glob(f".*{glob.escape(path.name)}.*"):
+        writer = temporary_name.match(leftover.name)
+        if writer and not _running(int(writer[1])):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _previous(path):
@@ -123,7 +196,15 @@ def _previous(path):
 
 
 def _swap_in(temporary, path):
-    """Rename ``temporary`` to ``path``; the previous ``path`` is set aside, removed only after."""
+    """Put folder ``temporary`` at ``path``; the previous ``path`` is removed afterwards.
+
+    Where the kernel can exchange two names in one step, no moment exists
+    without a ``path``; elsewhere the previous folder is renamed aside first,
+    and :func:`_prepare` puts it back if a kill falls between the two renames.
+    """
+    if path.exists() and _exchange(temporary, path):
+        shutil.rmtree(temporary)
+        return
     if path.exists():
         shutil.rmtree(_previous(path), ignore_errors=True)
         os.replace(path, _previous(path))
@@ -131,10 +212,22 @@ def _swap_in(temporary, path):
     shutil.rmtree(_previous(path), ignore_errors=True)
 
 
-def _recover_interrupted_swap(path):
-    """Put the previous folder back if a swap was killed between its two renames."""
-    if not path.exists() and _previous(path).is_dir():
-        os.replace(_previous(path), path)
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+
+
+def _exchange(first, second):
+    """Swap the names of two existing paths atomically (Linux renameat2); False if unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second),
+                 RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
 
 
 def _umask():

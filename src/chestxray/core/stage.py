@@ -6,8 +6,6 @@ from chestxray.core.errors import PipelineError
 
 # A shell's exit status for a process that SIGINT (Ctrl-C) stopped: 128 + 2.
 INTERRUPTED_EXIT = 130
-INTERRUPTED_NOTE = ("outputs and metrics were left as they were; `dvc repro` resumes "
-                    "training after the last finished epoch")
 
 
 def failure_message(error):
@@ -32,5 +30,5 @@ def run_stage(main):
         print(f"error: {failure_message(error)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(f"error: interrupted; {INTERRUPTED_NOTE}", file=sys.stderr)
+        print("error: interrupted; outputs and metrics were left as they were", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
