@@ -26,7 +26,7 @@ def main():
         if not OFFICIAL_TEST_LIST.exists():
             raise ParamsError(f"split.strategy = 'official' needs {OFFICIAL_TEST_LIST}, which "
                               "this source does not provide; use split.strategy: random")
-        splits = split_official(labels, OFFICIAL_TEST_LIST.read_text().split(),
+        splits = split_official(labels, layout.read_text(OFFICIAL_TEST_LIST, "image list").split(),
                                 params["val_fraction"], **common)
     else:
         splits = split_patients(labels, params["test_fraction"], params["val_fraction"], **common)

@@ -29,12 +29,12 @@ from typing import Optional
 import pandas as pd
 import pytest
 import yaml
+
+from conftest import SHARED_DATA, shared_file
 from faults import (
     PREDICT_PROGRAM, RUNNING, STAGE_PROGRAM, Fault, Outcome, differences, digests, environment,
     hidden_leftovers, in_a_terminal, run_with_fault,
 )
-
-from conftest import SHARED_DATA, shared_file
 from repos import clone_sharing_cache, set_params
 
 STAGES = ("download", "split", "stats", "train", "evaluate", "gradcam")
@@ -227,6 +227,7 @@ def predict_chain(tiny, path):
     before = digests(work, folders=("overlays",), files=())
     outcome = run_with_fault(overlays, work, Fault("PIL.ImageFile:_save:2"), PREDICT_PROGRAM)
     chain.steps["overlay"] = Step(outcome, before, digests(work, folders=("overlays",), files=()))
+    chain.recovery.append(run_plain(overlays, work))  # the user runs it again
     chain.recovery.append(run_plain([*command, *images[:80], "--out", "out.csv"], work))
     chain.final = digests(work, folders=("overlays",), files=("out.csv",))
     return chain

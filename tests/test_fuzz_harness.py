@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from chestxray.core.paths import DATASET_DIR
+from chestxray.nih.layout import IMAGES, IMAGES_POINTER
+
 from fuzz_harness import (
     DATASET_TABLE, PARAMS_FILE, PREDICT_IMAGE, SOURCE, SOURCE_TABLE, Case, case_folder,
     fingerprints, make_template, outputs_of, predict_command, run_in_process, run_subprocess,
     saved_model, table_bytes, template_rows, violations,
 )
-from chestxray.core.paths import DATASET_DIR
-from chestxray.nih.layout import IMAGES, IMAGES_POINTER
 
 
 def png(shape):

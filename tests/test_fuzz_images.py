@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fuzz_harness import (
-    CI_SETTINGS, decode_agreement, image_cases, image_files, make_template, run_case,
-    saved_model, train_images,
+    CI_SETTINGS, decode_agreement, image_cases, image_files, make_template, run_case, saved_model,
+    train_images,
 )
 
 

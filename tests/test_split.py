@@ -8,8 +8,8 @@ from chestxray.data.split import (
     LeakageError, SplitError, check_no_leakage, read_split_file, select_split, split_official,
     split_patients, split_positive_patients,
 )
-from chestxray.nih.layout import LabelTableError
 from chestxray.nih.labels import FINDINGS
+from chestxray.nih.layout import LabelTableError
 
 from conftest import shared_file
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from chestxray.core.errors import PipelineError
 from chestxray.core.stage import failure_message
 
 from conftest import REPO, snapshot
@@ -152,3 +153,8 @@ def test_ctrl_c_is_one_line_and_exit_130(workspace):
     assert result.stderr.splitlines()[-1].startswith("error: interrupted; ")
     assert "Traceback" not in result.stderr
     assert snapshot(workspace / "outputs") == before
+
+
+def test_a_multi_line_message_is_printed_on_one_line():
+    error = PipelineError("model.keras: cannot load the model (Keras says:\n  line two\n)")
+    assert failure_message(error) == "model.keras: cannot load the model (Keras says: line two )"

@@ -30,7 +30,9 @@ def metrics_dir(stage):
 
 
 def metrics_staging_dir(stage):
-    """Where dvclive writes ``stage``'s metrics while it runs (:func:`~chestxray.core.tracking.stage_outputs`).
+    """Where dvclive writes ``stage``'s metrics while it runs.
+
+    See :func:`~chestxray.core.tracking.stage_outputs`.
 
     Beside ``metrics/`` so that publishing it is a rename, hidden so that git
     and DVC ignore what a failed or interrupted stage leaves there.

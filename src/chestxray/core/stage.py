@@ -12,7 +12,8 @@ def failure_message(error):
     """The one line a stage prints for ``error`` (a PipelineError or an OSError)."""
     if isinstance(error, OSError) and error.strerror:
         return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
-    return str(error)
+    # A message quoting a library's multi-line text must still be one line.
+    return " ".join(str(error).split())
 
 
 def run_stage(main):

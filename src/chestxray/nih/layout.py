@@ -109,7 +109,8 @@ def read_label_table(path):
     table = table.loc[:, ~table.columns.str.startswith("Unnamed")]
     missing = [c for c in LABEL_TABLE_COLUMNS if c not in table.columns]
     if missing:
-        raise LabelTableError(f"{path}: missing columns {missing}; expected {list(LABEL_TABLE_COLUMNS)}")
+        raise LabelTableError(f"{path}: missing columns {missing}; "
+                              f"expected {list(LABEL_TABLE_COLUMNS)}")
     # Empty cells are NaN: shown as '' in messages, never as a float.
     table[["Image Index", "Finding Labels"]] = table[["Image Index", "Finding Labels"]].fillna("")
     duplicated = table["Image Index"][table["Image Index"].duplicated()]
