@@ -142,3 +142,15 @@ def test_huge_values_are_shown_short(params):
     with pytest.raises(ParamsError) as caught:
         validate(bad, ["train"])
     assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("text, key", [
+    ("train:\n  epochs: 3\n  epochs: 50\n", "train.epochs"),
+    ("train:\n  epochs: 3\ntrain:\n  epochs: 50\n", "train"),
+])
+def test_a_key_given_twice_is_refused(tmp_path, text, key):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as error:
+        load_params("train", path=path)
+    assert str(error.value) == f"{path}: key '{key}' appears twice; keep one"

@@ -223,10 +223,35 @@ def load_params(*sections, path=PARAMS_FILE):
     The file is read as bytes: YAML decodes UTF-8, and UTF-16 with a byte-order mark.
     """
     try:
-        params = yaml.safe_load(Path(path).read_bytes())
+        text = Path(path).read_bytes()
+        repeated = _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        params = yaml.safe_load(text)
     except OSError as error:
         raise ParamsError(f"{path}: cannot read parameters ({error.strerror})") from error
     except (yaml.YAMLError, ValueError, RecursionError) as error:
         # PyYAML lets int()'s digit limit (ValueError) and deep nesting (RecursionError) through.
         raise ParamsError(f"{path}: cannot read parameters ({_yaml_problem(error)})") from error
+    if repeated:
+        # YAML keeps the last of two equal keys: `epochs: 3` then `epochs: 50` trains 50.
+        raise ParamsError(f"{path}: key '{repeated}' appears twice; keep one")
     return validate({} if params is None else params, sections)
+
+
+def _repeated_key(node, prefix=""):
+    """The dotted name of the first key that a mapping of the YAML ``node`` holds twice, or None."""
+    if isinstance(node, yaml.SequenceNode):
+        return next(filter(None, (_repeated_key(item, prefix) for item in node.value)), None)
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    seen = set()
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        name = f"{prefix}{key.value}"
+        if key.value in seen:
+            return name
+        seen.add(key.value)
+        repeated = _repeated_key(value, f"{name}.")
+        if repeated:
+            return repeated
+    return None
