@@ -753,13 +753,13 @@ def image_cases(draw, template_train_images, targets=("download", "stats", "pred
 def decode_agreement(data, folder):
     """What breaks "a PNG the download stage accepts, training decodes": a list of problems.
 
-    Writes ``data`` into ``folder`` and, if :func:`chestxray.nih.layout.open_image` accepts it
+    Writes ``data`` into ``folder`` and, if :func:`chestxray.nih.image_files.open_image` accepts it
     as a PNG, decodes it as training does (``load_pixels``, TensorFlow) and as the stats stage
     does (``read_gray``).
     """
     from chestxray.data.images import read_gray
     from chestxray.data.preprocessing import load_pixels
-    from chestxray.nih.layout import ImageError, open_image
+    from chestxray.nih.image_files import ImageError, open_image
     path = Path(folder) / "fuzzed.png"
     path.write_bytes(data)
     try:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from chestxray.data.images import ImageError, check_image, read_gray
 from chestxray.data.preprocessing import decode_gray, load_image, resize
-from chestxray.nih.layout import MIN_SIDE
+from chestxray.nih.image_files import MIN_SIDE
 
 from conftest import shared_file
 

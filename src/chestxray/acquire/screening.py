@@ -13,11 +13,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from chestxray.core.errors import PipelineError
+from chestxray.nih.image_files import ImageError, open_image
 from chestxray.nih.labels import FINDINGS, LABEL_TABLE_COLUMNS, NO_FINDING, parse_findings
 from chestxray.nih.layout import (
-    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, ImageError, LabelTableError, invalid_patient_ids,
-    open_image, read_box_table, read_csv, read_label_table, read_text, write_box_table,
-    write_label_table,
+    BOX_TABLE, LABEL_TABLE, SPLIT_LISTS, LabelTableError, invalid_patient_ids, read_box_table,
+    read_csv, read_label_table, read_text, write_box_table, write_label_table,
 )
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 # ImageError is the error of every image reader; open_image decides which files are usable.
-from chestxray.nih.layout import ImageError, open_image
+from chestxray.nih.image_files import ImageError, open_image
 
 
 def to_gray_uint8(image):
@@ -23,7 +23,7 @@ def to_gray_uint8(image):
 def check_image(path):
     """Refuse a file that training cannot decode or that is no radiograph.
 
-    Decodes the whole image (:func:`chestxray.nih.layout.open_image`): a file
+    Decodes the whole image (:func:`chestxray.nih.image_files.open_image`): a file
     truncated or damaged inside its pixel data is refused here, not by
     TensorFlow halfway through training. Returns ``(width, height)``; raises
     :class:`ImageError` naming the file and the problem.
