@@ -45,3 +45,10 @@ def tiny_repro(tmp_path_factory):
     from repos import clone_working_tree, reproduce_tiny_study
     path = clone_working_tree(tmp_path_factory.mktemp("tiny"))
     return TinyRepro(path, reproduce_tiny_study(path))
+
+
+@pytest.fixture(scope="module")
+def fuzz_folders(tmp_path_factory):
+    """(template working folder, folder for the fuzz cases' copies); tests/fuzz_harness.py."""
+    from fuzz_harness import make_template
+    return make_template(tmp_path_factory.mktemp("template")), tmp_path_factory.mktemp("cases")

@@ -8,16 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fuzz_harness import (
-    CI_SETTINGS, decode_agreement, image_cases, image_files, make_template, run_case, saved_model,
-    train_images,
+    CI_SETTINGS, decode_agreement, image_cases, image_files, run_case, saved_model, train_images,
 )
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """(template working folder, folder for the cases' copies, model file for predict)."""
-    return (make_template(tmp_path_factory.mktemp("template")), tmp_path_factory.mktemp("cases"),
-            saved_model(tmp_path_factory.mktemp("model")))
+def folders(fuzz_folders, tmp_path_factory):
+    """:func:`fuzz_folders` and a model file for predict."""
+    return (*fuzz_folders, saved_model(tmp_path_factory.mktemp("model")))
 
 
 @settings(CI_SETTINGS, max_examples=100)
