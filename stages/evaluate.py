@@ -45,7 +45,7 @@ def main():
         calibration_bins=settings["calibration_bins"])
     undefined = undefined_classes(table)
     with stage_outputs("evaluate") as outputs:
-        write_predictions(test["Image Index"], scores["test"], outputs.path(PREDICTIONS_FILE))
+        write_predictions(test, scores["test"], outputs.path(PREDICTIONS_FILE))
         images = log_evaluation(
             outputs.live, table, overall, truth["test"], scores["test"],
             calibration_bins=settings["calibration_bins"],

@@ -1,97 +1,135 @@
-"""The pull-request report (.ci/pr-report) on two real commits of a tiny git + DVC repository."""
+"""The pull-request report (.ci/pr-report) on three pull-request shapes of a tiny study, and
+the change detection it starts from (pipeline_changes.py) on a clone with no outputs."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import REPO
+from repos import GIT, clone_sharing_cache, run, set_params
 
 PR_REPORT = REPO / ".ci" / "pr-report"
-
-# A one-stage pipeline shaped like ours: params in, a metrics JSON and a ROC plot out.
-SCORE_STAGE = """
-import json, yaml
-lr = yaml.safe_load(open("params.yaml"))["train"]["lr"]
-auc = round(0.5 + lr, 4)
-json.dump({"auc": {"mean": auc}, "test_images": 10}, open("metrics.json", "w"))
-with open("roc.csv", "w") as handle:
-    handle.write("fpr,tpr\\n0,0\\n0.5,%s\\n1,1\\n" % auc)
-"""
-PIPELINE = {"stages": {"score": {
-    "cmd": "python score.py", "deps": ["score.py"], "params": ["train.lr"],
-    "metrics": [{"metrics.json": {"cache": False}}],
-    "plots": [{"roc.csv": {"cache": False, "x": "fpr", "y": "tpr"}}]}}}
+AFTER_TRAIN = ["train", "evaluate", "gradcam"]
+# Pull-request shapes: a branch name, an edit of the checkout, and the stages it reruns.
+SHAPES = {
+    "docs": (lambda repo: (repo / "README.md").write_text("A docs change.\n"), []),
+    "train-param": (lambda repo: set_params(repo, {"train.lr": 0.003}), AFTER_TRAIN),
+    "evaluate-only": (lambda repo: set_params(repo, {"evaluate.threshold_rule": "sensitivity"}),
+                      ["evaluate", "gradcam"]),
+}
 
 
-def run(command, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def commit_run(repo, lr, message):
-    """Set train.lr, reproduce, and commit params, lock file and metrics."""
-    (repo / "params.yaml").write_text(yaml.safe_dump({"train": {"lr": lr, "epochs": 3}}))
-    run(["dvc", "repro", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
+def open_pull_request(repo, name):
+    """Branch ``name`` off the base (``main``), make its edit and commit it; returns the
+    stages the edit should rerun."""
+    edit, stages = SHAPES[name]
+    run(GIT + ["checkout", "-q", "-B", name, "main"], repo)
+    edit(repo)
+    run(GIT + ["commit", "-qam", name], repo)
+    return stages
 
 
 @pytest.fixture(scope="module")
-def two_commits(tmp_path_factory):
-    """A repository whose HEAD~1 ran with lr 0.1 (auc 0.6) and HEAD with lr 0.3 (auc 0.8)."""
-    repo = tmp_path_factory.mktemp("pr")
-    run(["git", "init", "-q"], repo)
-    run(["dvc", "init", "-q"], repo)
-    run(["dvc", "config", "core.analytics", "false"], repo)
-    (repo / "score.py").write_text(SCORE_STAGE)
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
-    commit_run(repo, 0.1, "base")
-    commit_run(repo, 0.3, "raise the learning rate")
-    return repo
+def repo(tiny_repro, tmp_path_factory):
+    """A clone of the reproduced tiny study, its commit named ``main``."""
+    clone = clone_sharing_cache(tiny_repro.path, tmp_path_factory.mktemp("pr") / "repo")
+    run(GIT + ["branch", "-f", "main", "HEAD"], clone)
+    return clone
 
 
-def table_rows(markdown, section):
-    """The table rows (cells stripped) of one ``### section`` of the report."""
-    body = markdown.split(f"### {section}\n", 1)[1].split("###", 1)[0]
-    return [[cell.strip() for cell in line.strip("|").split("|")]
-            for line in body.splitlines() if line.startswith("|") and "---" not in line]
+def changed_stages(repo):
+    return run([sys.executable, "-m", "chestxray.pipeline_changes"], repo).split()
 
 
-def test_report_tables_show_changed_metrics_and_params(two_commits, tmp_path):
-    report = run([str(PR_REPORT), "HEAD~1", str(tmp_path / "plots")], two_commits)
-    assert report.startswith("## DVC report against `HEAD~1`")
-
-    metrics = table_rows(report, "Metrics")
-    assert metrics[0] == ["Path", "Metric", "HEAD~1", "workspace", "Change"]
-    assert ["metrics.json", "auc.mean", "0.6", "0.8", "0.2"] in metrics
-    # Unchanged metrics are left out, so reviewers see only what moved.
-    assert not any("test_images" in row for row in metrics)
-
-    params = table_rows(report, "Params")
-    assert params[0] == ["Path", "Param", "HEAD~1", "workspace"]
-    assert params[1:] == [["params.yaml", "train.lr", "0.1", "0.3"]]
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES)
+def test_changed_stages_are_found_before_anything_runs(repo, tmp_path, shape):
+    """On a clone with no outputs and an empty cache, head's code against base's dvc.lock."""
+    stages = open_pull_request(repo, shape)
+    bare = tmp_path / "bare"
+    run(["git", "clone", "-q", str(repo), str(bare)], tmp_path)
+    (bare / "dvc.lock").write_text(run(["git", "show", "origin/main:dvc.lock"], bare))
+    assert not (bare / "outputs").exists()
+    assert changed_stages(bare) == stages
 
 
-def test_report_renders_the_plots_diff_and_keeps_stdout_markdown(two_commits, tmp_path):
-    report = run([str(PR_REPORT), "HEAD~1", str(tmp_path / "plots")], two_commits)
-    page = (tmp_path / "plots" / "index.html").read_text()
-    assert "roc.csv" in page and "HEAD~1" in page
-    assert f"`{tmp_path / 'plots'}/index.html`" in report
-    assert "file://" not in report
+@pytest.mark.slow
+def test_a_new_dataset_changes_every_stage(repo, tmp_path):
+    bare = tmp_path / "bare"
+    run(["git", "clone", "-q", "--branch", "main", str(repo), str(bare)], tmp_path)
+    record = (bare / "data.dvc").read_text()
+    (bare / "data.dvc").write_text(re.sub(r"md5: \w+", "md5: " + "0" * 32, record, count=1))
+    assert changed_stages(bare) == ["download", "split", "stats", *AFTER_TRAIN]
 
 
-def test_report_says_no_change_when_nothing_moved(two_commits, tmp_path):
-    report = run([str(PR_REPORT), "HEAD", str(tmp_path / "plots")], two_commits)
-    assert "### Metrics\n\nNo change." in report
-    assert "### Params\n\nNo change." in report
+def report(repo, plots):
+    """(Markdown on stdout, log on stderr) of the report against ``main``."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([str(PR_REPORT), "main", str(plots)], cwd=repo, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return result.stdout, result.stderr
 
 
-def test_report_without_a_base_revision_prints_usage(two_commits):
-    result = subprocess.run([str(PR_REPORT)], cwd=two_commits, capture_output=True, text=True)
+def runs(log):
+    """How often each stage ran, from dvc's log."""
+    names = re.findall(r"^Running stage '(\w+)'", log, re.MULTILINE)
+    return {name: names.count(name) for name in names}
+
+
+def auc_rows(markdown):
+    """{name: (change cell, verdict)} of the Test AUC table."""
+    section = markdown.split("### Test AUC\n", 1)[1].split("###", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| Test AUC")]
+    return {cells[0].strip().strip("*"): (cells[3].strip(), cells[4].strip()) for cells in rows}
+
+
+@pytest.mark.slow
+def test_a_docs_change_reruns_nothing(repo, tmp_path):
+    open_pull_request(repo, "docs")
+    markdown, log = report(repo, tmp_path / "plots")
+    assert "No pipeline change" in markdown and "### Test AUC" not in markdown
+    assert runs(log) == {}
+
+
+@pytest.mark.slow
+def test_a_train_param_change_reruns_both_sides_here_and_every_auc_has_an_interval(
+        repo, tmp_path):
+    before = {path: path.read_bytes() for path in (repo / "metrics").rglob("*.json")}
+    open_pull_request(repo, "train-param")
+    markdown, log = report(repo, tmp_path / "plots")
+    assert f"both `main` and this branch: {', '.join(AFTER_TRAIN)}." in markdown
+    assert "not rerun: download, split, stats." in markdown
+    # Base and head each trained once, here; the upstream stages came from the cache.
+    assert runs(log) == {stage: 2 for stage in AFTER_TRAIN}
+    rows = auc_rows(markdown)
+    assert rows["mean AUC"][0] != "n/a"
+    for name, (change, verdict) in rows.items():
+        assert verdict == "undefined" or re.fullmatch(
+            r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", change), (name, change)
+        assert verdict in {"undefined", "within noise", "higher", "lower"}, verdict
+    assert "paired: base and head scored the same test images" in markdown
+    assert re.search(r"\| params\.yaml +\| train\.lr +\| 0\.001 +\| 0\.003 +\|", markdown)
+    assert (tmp_path / "plots" / "index.html").exists()
+    assert "metrics/train/metrics.json" in (tmp_path / "plots" / "metrics.md").read_text()
+    # The checkout the report ran from is left as it was.
+    assert {path: path.read_bytes() for path in (repo / "metrics").rglob("*.json")} == before
+
+
+@pytest.mark.slow
+def test_an_evaluate_only_change_does_not_retrain(repo, tmp_path):
+    open_pull_request(repo, "evaluate-only")
+    markdown, log = report(repo, tmp_path / "plots")
+    assert runs(log) == {"evaluate": 2, "gradcam": 2}
+    # Same model, same machine, same images: the predictions and so the AUCs are identical.
+    assert {verdict for _, verdict in auc_rows(markdown).values()} <= {"no change", "undefined"}
+
+
+def test_report_without_a_base_revision_prints_usage():
+    result = subprocess.run([str(PR_REPORT)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert "usage:" in result.stderr

@@ -86,7 +86,42 @@ def weighted_auc(truth, score, weights):
     return np.divide(concordant, pairs, out=np.full(len(pairs), np.nan), where=pairs > 0)
 
 
-def _interval(samples, level):
+def resampled_aucs(y_true, score_sets, patient_ids, resamples, rng, progress=True):
+    """Per-class AUC of score sets under the same patient-level bootstrap resamples.
+
+    y_true : (n, 14) 0/1; score_sets : sequence of (n, 14) float arrays, all scoring the
+    same images; patient_ids : (n,); rng : numpy Generator. Each resample draws patients
+    with replacement and takes all their images, and every score set is scored on it, so
+    differences between sets are paired. Returns float64 (len(score_sets), resamples, 14):
+    NaN where a class lacks positives or negatives in the resample, or on the full set.
+    """
+    y_true = np.asarray(y_true)
+    score_sets = [np.asarray(scores) for scores in score_sets]
+    defined = np.flatnonzero(classes_with_both_labels(y_true)).tolist()
+    aucs = np.full((len(score_sets), resamples, len(FINDINGS)), np.nan)
+    with tqdm(total=resamples, desc="bootstrap AUC", unit="resample", disable=not progress) as bar:
+        for start in range(0, resamples, BOOTSTRAP_CHUNK):
+            stop = min(start + BOOTSTRAP_CHUNK, resamples)
+            counts = patient_resample_counts(patient_ids, stop - start, rng)
+            for column in defined:
+                for index, scores in enumerate(score_sets):
+                    aucs[index, start:stop, column] = weighted_auc(
+                        y_true[:, column], scores[:, column], counts)
+            bar.update(stop - start)
+    return aucs
+
+
+def resampled_mean_auc(aucs, columns):
+    """Mean AUC over ``columns`` of each resample of :func:`resampled_aucs`' (r, 14) slice:
+    the classes defined in that resample averaged; NaN where none is."""
+    scored = aucs[:, columns]
+    defined = np.isfinite(scored).any(axis=1)
+    means = np.full(len(scored), np.nan)
+    means[defined] = np.nanmean(scored[defined], axis=1)
+    return means
+
+
+def interval(samples, level=0.95):
     """Percentile interval (low, high) of the finite samples, or None if there are none."""
     samples = samples[np.isfinite(samples)]
     if not len(samples):
@@ -100,7 +135,6 @@ def bootstrap_auc(y_true, y_score, patient_ids, resamples, seed, level=0.95, pro
     """Patient-level percentile-bootstrap confidence intervals of per-class and mean AUC.
 
     y_true : (n, 14) 0/1; y_score : (n, 14) float; patient_ids : (n,).
-    Each resample draws patients with replacement and takes all their images.
     A resample where a class lacks positives or negatives is left out of that
     class's interval; the mean AUC of a resample averages the classes defined
     in it, among those defined on the full set.
@@ -108,24 +142,12 @@ def bootstrap_auc(y_true, y_score, patient_ids, resamples, seed, level=0.95, pro
     Returns ``(per_class, mean)``: a dict finding -> (low, high) or None where
     the AUC is undefined, and (low, high) or None for the mean AUC.
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score)
-    defined = np.flatnonzero(classes_with_both_labels(y_true)).tolist()
-    rng = np.random.default_rng(seed)
-    aucs = np.full((resamples, len(FINDINGS)), np.nan)
-    with tqdm(total=resamples, desc="bootstrap AUC", unit="resample", disable=not progress) as bar:
-        for start in range(0, resamples, BOOTSTRAP_CHUNK):
-            stop = min(start + BOOTSTRAP_CHUNK, resamples)
-            counts = patient_resample_counts(patient_ids, stop - start, rng)
-            for column in defined:
-                aucs[start:stop, column] = weighted_auc(y_true[:, column], y_score[:, column],
-                                                        counts)
-            bar.update(stop - start)
-    per_class = {finding: _interval(aucs[:, column], level) if column in defined else None
+    defined = np.flatnonzero(classes_with_both_labels(np.asarray(y_true))).tolist()
+    aucs = resampled_aucs(y_true, [y_score], patient_ids, resamples,
+                          np.random.default_rng(seed), progress)[0]
+    per_class = {finding: interval(aucs[:, column], level) if column in defined else None
                  for column, finding in enumerate(FINDINGS)}
-    scored = aucs[:, defined][np.isfinite(aucs[:, defined]).any(axis=1)]
-    mean = _interval(np.nanmean(scored, axis=1), level) if len(scored) else None
-    return per_class, mean
+    return per_class, interval(resampled_mean_auc(aucs, defined), level)
 
 
 def class_results(test_truth, test_scores, test_patients, val_truth, val_scores, *,

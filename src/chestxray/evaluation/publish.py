@@ -89,10 +89,13 @@ def write_report(table, overall, details, images, path):
         handle.write(render_report(table, overall, details=details, images=images))
 
 
-def write_predictions(image_names, scores, path):
-    """Test-split probabilities as CSV: ``Image Index`` and one column per finding, 6 digits."""
+def write_predictions(images, scores, path):
+    """Test-split probabilities as CSV: ``Image Index``, ``Patient ID`` and ``Finding Labels``
+    of each image (``images``, a DataFrame with those columns), then one column per finding,
+    6 digits. The file alone is enough to score or compare a model (evaluation/compare.py)."""
     predictions = pd.DataFrame(scores, columns=list(FINDINGS)).round(6)
-    predictions.insert(0, "Image Index", list(image_names))
+    for position, column in enumerate(["Image Index", "Patient ID", "Finding Labels"]):
+        predictions.insert(position, column, images[column].astype(str).to_numpy())
     with atomic_write(path, "w") as handle:
         predictions.to_csv(handle, index=False, lineterminator="\n")
 
