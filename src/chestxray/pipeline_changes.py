@@ -25,8 +25,9 @@ def changed_stages(root="."):
                  if isinstance(stage, PipelineStage)]
         for stage in order:
             upstream = list(nx.descendants(graph, stage))
-            if (any(other in changed for other in upstream) or not stage.md5
-                    and not any(out.hash_info for out in stage.outs)
+            # A pipeline stage's lock entry is its outputs' hashes: none means no recorded run.
+            unrecorded = not any(out.hash_info for out in stage.outs)
+            if (unrecorded or any(other in changed for other in upstream)
                     or stage.changed_stage()
                     or stage.changed_deps(allow_missing=True, upstream=upstream)):
                 changed.add(stage)

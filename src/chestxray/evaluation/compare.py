@@ -53,11 +53,11 @@ def read_scored_test(path):
                if column not in table.columns]
     if missing:
         raise PredictionsFileError(f"{path}: no column {', '.join(missing)}; "
-                         "predictions must come from the evaluate stage")
+                                   "predictions must come from the evaluate stage")
     scores = table[list(FINDINGS)].apply(pd.to_numeric, errors="coerce")
     if scores.isna().any().any():
         raise PredictionsFileError(f"{path}: a probability is empty or not a number")
-    table = table.assign(**{finding: scores[finding] for finding in FINDINGS})
+    table[list(FINDINGS)] = scores
     table = table.sort_values("Image Index", kind="stable")
     try:
         truth = parse_findings(table["Finding Labels"])
