@@ -129,6 +129,15 @@ def test_an_evaluate_only_change_does_not_retrain(repo, tmp_path):
     assert {verdict for _, verdict in auc_rows(markdown).values()} <= {"no change", "undefined"}
 
 
+def test_changed_stages_outside_a_dvc_repository_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "chestxray.pipeline_changes"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot read the pipeline: you are not inside of a "
+                                    "DVC repository")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_report_without_a_base_revision_prints_usage():
     result = subprocess.run([str(PR_REPORT)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2

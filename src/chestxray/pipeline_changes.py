@@ -8,16 +8,32 @@ another hash than its producer (another stage, or a ``.dvc`` file) records now. 
 stage downstream of a changed one changes too.
 """
 import networkx as nx
+from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from dvc.stage import PipelineStage
 
+from chestxray.core.errors import PipelineError
 from chestxray.core.stage import run_stage
+
+
+class PipelineChangesError(PipelineError):
+    """DVC could not read the pipeline (no repository, a broken dvc.yaml or dvc.lock)."""
 
 
 def changed_stages(root="."):
     """Names of the dvc.yaml stages of the repository at ``root`` whose last run, as its
     dvc.lock records it, no longer matches the workspace's code, params and data records,
-    in pipeline order. A stage dvc.lock does not know is changed."""
+    in pipeline order. A stage dvc.lock does not know is changed.
+
+    Raises PipelineChangesError with DVC's one-line reason when it cannot read the pipeline.
+    """
+    try:
+        return _changed_stages(root)
+    except DvcException as error:
+        raise PipelineChangesError(f"cannot read the pipeline: {error}") from None
+
+
+def _changed_stages(root):
     with Repo(root) as repo, repo.lock:
         graph = repo.index.graph
         changed = set()
