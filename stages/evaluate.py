@@ -1,5 +1,6 @@
 """evaluate: AUC with patient-level bootstrap CIs, PR curves, operating points and
-calibration on the test split (thresholds chosen on val), plus a Markdown report."""
+calibration on the test split (thresholds chosen on val), the same per subgroup of sex, age
+and view with underdiagnosis rates and gaps, plus a Markdown report."""
 from chestxray.core.params import load_params
 from chestxray.core.paths import (
     DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE, REPORT_FILE, SPLIT_FILE, metrics_dir,
@@ -12,6 +13,7 @@ from chestxray.evaluation.metrics import class_results
 from chestxray.evaluation.publish import (
     log_evaluation, mean_auc_note, run_details, undefined_classes, write_predictions, write_report,
 )
+from chestxray.evaluation.subgroups import any_finding_threshold, subgroup_results, subgroup_table
 from chestxray.model.saved import load_model, probabilities
 from chestxray.model.training import configure_tensorflow
 from chestxray.nih import layout
@@ -37,22 +39,29 @@ def main():
                   for name, frame in splits.items()}
     test, val = splits["test"], splits["val"]
 
+    target_sensitivity = settings["target_sensitivity"] \
+        if settings["threshold_rule"] == "sensitivity" else None
     table, overall = class_results(
         truth["test"], scores["test"], test["Patient ID"], truth["val"], scores["val"],
         resamples=settings["bootstrap_resamples"], seed=settings["bootstrap_seed"],
-        target_sensitivity=settings["target_sensitivity"]
-        if settings["threshold_rule"] == "sensitivity" else None,
-        calibration_bins=settings["calibration_bins"])
+        target_sensitivity=target_sensitivity, calibration_bins=settings["calibration_bins"])
+    subgroups = subgroup_results(
+        subgroup_table(test, settings["subgroup_age_bands"]), truth["test"], scores["test"],
+        test["Patient ID"],
+        any_finding_threshold(truth["val"], scores["val"], target_sensitivity),
+        min_patients=settings["subgroup_min_patients"], resamples=settings["bootstrap_resamples"],
+        seed=settings["bootstrap_seed"])
     undefined = undefined_classes(table)
     with stage_outputs("evaluate") as outputs:
         write_predictions(test, scores["test"], outputs.path(PREDICTIONS_FILE))
         images = log_evaluation(
-            outputs.live, table, overall, truth["test"], scores["test"],
+            outputs.live, table, overall, truth["test"], scores["test"], subgroups,
             calibration_bins=settings["calibration_bins"],
             counts={"test_images": len(test), "val_images": len(val),
                     "undefined_classes": len(undefined)})
-        write_report(table, overall, run_details(settings, len(test), test["Patient ID"].nunique(),
-                                                 len(val), undefined),
+        write_report(table, overall, subgroups,
+                     run_details(settings, len(test), test["Patient ID"].nunique(), len(val),
+                                 undefined),
                      images, outputs.path(REPORT_FILE))
     print(f"scored {len(test)} test images: {mean_auc_note(overall)} over "
           f"{len(FINDINGS) - len(undefined)} classes -> {metrics_dir('evaluate')}, "

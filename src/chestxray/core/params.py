@@ -10,6 +10,8 @@ from chestxray.core.paths import PARAMS_FILE
 
 # DenseNet121 halves the resolution five times: inputs are multiples of 32.
 DENSENET_STRIDE = 32
+# Oldest plausible age in years; older ages in a label table are typing errors.
+MAX_AGE = 120
 
 
 class ParamsError(PipelineError, ValueError):
@@ -71,6 +73,14 @@ def _image_size(value):
                 f"{DENSENET_STRIDE}) in [{DENSENET_STRIDE}, 4096]")
 
 
+def _age_bands(value):
+    if not isinstance(value, list) or not value or \
+            any(_integer(1, MAX_AGE)(bound) for bound in value) or \
+            any(low >= high for low, high in zip(value, value[1:])):
+        return (f"must be a non-empty list of increasing integer ages in [1, {MAX_AGE}] "
+                f"(band bounds, e.g. [40, 60, 80])")
+
+
 SCHEMA = {
     "download": {
         "source": _choice("embedded", "nih", "url", "local"),
@@ -127,6 +137,8 @@ SCHEMA = {
         "threshold_rule": _choice("youden", "sensitivity"),
         "target_sensitivity": _number(0, 1, low_open=True),
         "calibration_bins": _integer(1, 1000),
+        "subgroup_age_bands": _age_bands,
+        "subgroup_min_patients": _integer(1),
     },
     "gradcam": {
         "layer": _text,

@@ -52,8 +52,10 @@ def plots_dir(stage, kind):
 
 
 REPORT_FILE = metrics_dir("evaluate") / "report.md"
-# dvclive's custom plot of the per-class AUC intervals (evaluate).
+# dvclive's custom plots of the per-class and per-subgroup AUC intervals (evaluate),
+# drawn as forest plots by the DVC template .dvc/plots/forest.json.
 AUC_INTERVALS_PLOT = plots_dir("evaluate", "custom") / "auc_ci.json"
+SUBGROUP_AUC_PLOT = plots_dir("evaluate", "custom") / "subgroup_auc.json"
 
 # What each stage writes, by the dvc.yaml section that declares it.
 STAGE_OUTPUTS = {
@@ -68,6 +70,7 @@ STAGE_OUTPUTS = {
                  "plots": [plots_dir("evaluate", "sklearn/roc"),
                            plots_dir("evaluate", "sklearn/precision_recall"),
                            plots_dir("evaluate", "sklearn/calibration"),
-                           AUC_INTERVALS_PLOT, plots_dir("evaluate", "images")]},
+                           AUC_INTERVALS_PLOT, SUBGROUP_AUC_PLOT,
+                           plots_dir("evaluate", "images")]},
     "gradcam": {"metrics": [metrics_file("gradcam")], "plots": [plots_dir("gradcam", "images")]},
 }

@@ -86,6 +86,21 @@ def weighted_auc(truth, score, weights):
     return np.divide(concordant, pairs, out=np.full(len(pairs), np.nan), where=pairs > 0)
 
 
+def resample_chunks(patient_ids, resamples, rng, description, progress=True):
+    """:func:`patient_resample_counts` drawn :data:`BOOTSTRAP_CHUNK` resamples at a time.
+
+    Yields ``(rows, counts)``: ``rows`` a slice of range(resamples), ``counts`` int64
+    (rows' length, n). Chunks bound memory at chunk x n counts; the same ``rng`` state
+    always draws the same resamples. A progress bar named ``description`` shows unless
+    ``progress`` is false.
+    """
+    with tqdm(total=resamples, desc=description, unit="resample", disable=not progress) as bar:
+        for start in range(0, resamples, BOOTSTRAP_CHUNK):
+            stop = min(start + BOOTSTRAP_CHUNK, resamples)
+            yield slice(start, stop), patient_resample_counts(patient_ids, stop - start, rng)
+            bar.update(stop - start)
+
+
 def resampled_aucs(y_true, score_sets, patient_ids, resamples, rng, progress=True):
     """Per-class AUC of score sets under the same patient-level bootstrap resamples.
 
@@ -99,26 +114,28 @@ def resampled_aucs(y_true, score_sets, patient_ids, resamples, rng, progress=Tru
     score_sets = [np.asarray(scores) for scores in score_sets]
     defined = np.flatnonzero(classes_with_both_labels(y_true)).tolist()
     aucs = np.full((len(score_sets), resamples, len(FINDINGS)), np.nan)
-    with tqdm(total=resamples, desc="bootstrap AUC", unit="resample", disable=not progress) as bar:
-        for start in range(0, resamples, BOOTSTRAP_CHUNK):
-            stop = min(start + BOOTSTRAP_CHUNK, resamples)
-            counts = patient_resample_counts(patient_ids, stop - start, rng)
-            for column in defined:
-                for index, scores in enumerate(score_sets):
-                    aucs[index, start:stop, column] = weighted_auc(
-                        y_true[:, column], scores[:, column], counts)
-            bar.update(stop - start)
+    for rows, counts in resample_chunks(patient_ids, resamples, rng, "bootstrap AUC", progress):
+        for column in defined:
+            for index, scores in enumerate(score_sets):
+                aucs[index, rows, column] = weighted_auc(
+                    y_true[:, column], scores[:, column], counts)
     return aucs
+
+
+def finite_row_mean(values):
+    """Mean of each row's finite entries: (r, k) float -> (r,) float64, NaN where a row
+    has none (numpy's nanmean would warn there)."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = np.isfinite(values).any(axis=1)
+    means = np.full(len(values), np.nan)
+    means[defined] = np.nanmean(values[defined], axis=1)
+    return means
 
 
 def resampled_mean_auc(aucs, columns):
     """Mean AUC over ``columns`` of each resample of :func:`resampled_aucs`' (r, 14) slice:
     the classes defined in that resample averaged; NaN where none is."""
-    scored = aucs[:, columns]
-    defined = np.isfinite(scored).any(axis=1)
-    means = np.full(len(scored), np.nan)
-    means[defined] = np.nanmean(scored[defined], axis=1)
-    return means
+    return finite_row_mean(aucs[:, columns])
 
 
 def interval(samples, level=0.95):

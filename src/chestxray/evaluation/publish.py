@@ -6,8 +6,8 @@ per-class DataFrame and summary dict.
 import pandas as pd
 
 from chestxray.core.atomic import atomic_write
-from chestxray.core.paths import AUC_INTERVALS_PLOT
-from chestxray.evaluation.report import evaluation_figures, render_report
+from chestxray.core.paths import AUC_INTERVALS_PLOT, SUBGROUP_AUC_PLOT
+from chestxray.evaluation.report import evaluation_figures, render_report, subgroup_figure
 from chestxray.nih.labels import FINDINGS
 
 # Per-class table columns logged as metrics, under these names.
@@ -19,6 +19,11 @@ CLASS_METRICS = {
     "npv": "operating_point/npv", "ppv_at_prevalence": "operating_point/ppv_at_prevalence",
     "npv_at_prevalence": "operating_point/npv_at_prevalence",
 }
+# Per-subgroup columns of :class:`~chestxray.evaluation.subgroups.Subgroups`' summary
+# logged as ``subgroups/<attribute>/<subgroup>/<column>``.
+SUBGROUP_COUNTS = ("images", "with_finding")
+SUBGROUP_METRICS = (*SUBGROUP_COUNTS, "mean_auc", "mean_auc_low", "mean_auc_high",
+                    "underdiagnosis", "underdiagnosis_low", "underdiagnosis_high")
 DIGITS = 5
 
 
@@ -39,14 +44,49 @@ def metric_values(table, overall):
     return values
 
 
-def log_evaluation(live, table, overall, truth, scores, *, calibration_bins, counts):
-    """Log metrics, per-class curves, the AUC-interval plot and the figure grids to ``live``.
+def subgroup_metric_values(subgroups):
+    """``{metric name: value}`` of every defined figure of a
+    :class:`~chestxray.evaluation.subgroups.Subgroups`, rounded to 5 digits:
+    ``subgroups/<attribute>/<subgroup>/<column>`` for :data:`SUBGROUP_METRICS`,
+    ``subgroups/<attribute>/<subgroup>/auc/<finding>`` and
+    ``subgroups/<attribute>/gap/<measure>`` with ``_low`` and ``_high``."""
+    values = {}
+    for (attribute, subgroup), row in subgroups.summary.iterrows():
+        for column in SUBGROUP_METRICS:
+            if pd.notna(row[column]):
+                values[f"subgroups/{attribute}/{subgroup}/{column}"] = \
+                    int(row[column]) if column in SUBGROUP_COUNTS else round(row[column], DIGITS)
+    for (attribute, subgroup, finding), auc in subgroups.classes["auc"].dropna().items():
+        values[f"subgroups/{attribute}/{subgroup}/auc/{finding}"] = round(float(auc), DIGITS)
+    for (attribute, measure), row in subgroups.gaps.iterrows():
+        for suffix in ("", "_low", "_high"):
+            if pd.notna(row[f"gap{suffix}"]):
+                values[f"subgroups/{attribute}/gap/{measure}{suffix}"] = round(
+                    float(row[f"gap{suffix}"]), DIGITS)
+    return values
 
-    truth, scores : (n, 14) 0/1 and probabilities of the test split; counts :
-    ``{name: int}`` logged as plain metrics (e.g. image counts). Returns
-    ``{caption: path relative to the report}`` of the figures.
+
+def subgroup_intervals(summary):
+    """Rows of the subgroup forest plot: ``subgroup`` (``sex: F``), mean_auc, mean_auc_low,
+    mean_auc_high, for each subgroup with a mean AUC. summary : ``Subgroups.summary``."""
+    defined = summary[summary["mean_auc"].notna()]
+    return pd.DataFrame({
+        "subgroup": [f"{attribute}: {subgroup}" for attribute, subgroup in defined.index],
+        **{column: defined[column].to_numpy()
+           for column in ("mean_auc", "mean_auc_low", "mean_auc_high")}})
+
+
+def log_evaluation(live, table, overall, truth, scores, subgroups, *, calibration_bins, counts):
+    """Log metrics, per-class curves, the AUC-interval plots and the figures to ``live``.
+
+    truth, scores : (n, 14) 0/1 and probabilities of the test split; subgroups :
+    :class:`~chestxray.evaluation.subgroups.Subgroups`, whose overall figures join
+    ``summary/``; counts : ``{name: int}`` logged as plain metrics (e.g. image counts).
+    Returns ``{caption: path relative to the report}`` of the figures.
     """
-    for name, value in metric_values(table, overall).items():
+    values = {**metric_values(table, {**overall, **subgroups.overall}),
+              **subgroup_metric_values(subgroups)}
+    for name, value in values.items():
         live.log_metric(name, value, plot=False)
     undefined = undefined_classes(table)
     for column, finding in enumerate(FINDINGS):
@@ -60,8 +100,13 @@ def log_evaluation(live, table, overall, truth, scores, *, calibration_bins, cou
                               name=f"precision_recall/{finding}")
     intervals = table.loc[table["auc"].notna(), ["auc", "auc_low", "auc_high"]]
     live.log_plot(AUC_INTERVALS_PLOT.stem, intervals.rename_axis("finding").reset_index(),
-                  x="auc", y="finding", template="bar_horizontal", title="Test ROC AUC per class")
-    figures = evaluation_figures(truth, scores, calibration_bins)
+                  x="auc", y="finding", template="forest", title="Test ROC AUC per class")
+    live.log_plot(SUBGROUP_AUC_PLOT.stem, subgroup_intervals(subgroups.summary),
+                  x="mean_auc", y="subgroup", template="forest",
+                  title="Test mean ROC AUC per subgroup")
+    figures = {**evaluation_figures(truth, scores, calibration_bins),
+               "subgroups.png": ("Subgroups (test)", subgroup_figure(subgroups.summary, {
+                   **overall, **subgroups.overall}))}
     for file_name, (_, figure) in figures.items():
         live.log_image(file_name, figure)
     for name, value in counts.items():
@@ -83,10 +128,10 @@ def run_details(settings, test_images, test_patients, val_images, undefined):
     }
 
 
-def write_report(table, overall, details, images, path):
+def write_report(table, overall, subgroups, details, images, path):
     """Write the Markdown report (:func:`~chestxray.evaluation.report.render_report`)."""
     with atomic_write(path, "w") as handle:
-        handle.write(render_report(table, overall, details=details, images=images))
+        handle.write(render_report(table, overall, subgroups, details=details, images=images))
 
 
 def write_predictions(images, scores, path):

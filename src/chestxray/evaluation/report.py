@@ -62,6 +62,34 @@ def evaluation_figures(y_true, y_score, calibration_bins):
     }
 
 
+def subgroup_figure(summary, overall):
+    """Forest plot of the subgroups: mean ROC AUC and underdiagnosis rate with their 95%
+    intervals, one row per subgroup, the whole test split's value as a dashed line.
+
+    summary : ``Subgroups.summary``; overall : dict with mean_auc and underdiagnosis (float
+    or None). An undefined estimate leaves its row empty. Returns a matplotlib Figure.
+    """
+    labels = [f"{attribute}: {subgroup}" for attribute, subgroup in summary.index]
+    rows = np.arange(len(summary))[::-1]
+    figure = Figure(figsize=(10, 0.35 * len(summary) + 1.5), layout="constrained")
+    axes = figure.subplots(1, 2, sharey=True)
+    panels = (("mean_auc", "mean ROC AUC"), ("underdiagnosis", "underdiagnosis rate"))
+    for ax, (column, title) in zip(axes, panels):
+        value = summary[column].to_numpy(float)
+        errors = np.abs(summary[[f"{column}_low", f"{column}_high"]].to_numpy(float).T - value)
+        ax.errorbar(value, rows, xerr=np.nan_to_num(errors), fmt="o", capsize=3)
+        for row in rows[np.isnan(value)]:
+            ax.annotate("undefined", (0.02, row), xycoords=("axes fraction", "data"),
+                        va="center", fontsize=8, color="gray")
+        if overall.get(column) is not None:
+            ax.axvline(overall[column], linestyle="--", color="gray", label="all test images")
+            ax.legend(fontsize=8, loc="best")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_yticks(rows, labels)
+    figure.suptitle("Subgroups (test): estimate and 95% patient-level bootstrap interval")
+    return figure
+
+
 def _number(value, digits=3):
     return "undefined" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
@@ -71,13 +99,82 @@ def _with_interval(value, low, high):
         return "undefined"
     if low is None or pd.isna(low):
         return _number(value)
-    return f"{value:.3f} ({low:.3f}–{high:.3f})"
+    # A dash between signed bounds would read as a minus sign.
+    separator = " to " if low < 0 else "–"
+    return f"{value:.3f} ({low:.3f}{separator}{high:.3f})"
 
 
-def render_report(table, overall, *, details, images):
+def _gap_sentence(attribute, gaps):
+    """One line naming an attribute's largest mean-AUC and underdiagnosis gaps."""
+    parts = []
+    for measure, name in (("mean_auc", "mean ROC AUC"), ("underdiagnosis", "underdiagnosis")):
+        if (attribute, measure) not in gaps.index:
+            parts.append(f"{name}: fewer than two known subgroups have one")
+            continue
+        gap = gaps.loc[(attribute, measure)]
+        noise = "within noise" if gap["gap_low"] <= 0 else "beyond noise"
+        over = f", over the {gap['classes']} classes both define" if measure == "mean_auc" else ""
+        parts.append(f"{name} {gap['higher']} − {gap['lower']} = "
+                     f"{_with_interval(gap['gap'], gap['gap_low'], gap['gap_high'])}{over}: "
+                     f"**{noise}**")
+    return f"Largest gaps, {'; '.join(parts)}."
+
+
+def _subgroup_lines(subgroups):
+    """The report's subgroup section as Markdown lines."""
+    summary, classes, gaps = subgroups.summary, subgroups.classes, subgroups.gaps
+    overall = subgroups.overall
+    rate = _with_interval(overall["underdiagnosis"], overall["underdiagnosis_low"],
+                          overall["underdiagnosis_high"])
+    lines = [
+        "## Subgroups (test split)", "",
+        "**Underdiagnosis** is the share of test images with at least one finding that the "
+        "model calls finding-free: their \"any finding\" score, the highest class probability, "
+        f"is below {_number(overall['any_finding_threshold'])}, a threshold chosen on the "
+        f"validation split by the rule of the operating points. All test images: {rate}.", "",
+        f"Floors count patients, not images: a class has an AUC in a subgroup only where at "
+        f"least {subgroups.min_patients} patients have a positive image there and "
+        f"{subgroups.min_patients} a negative one, and a subgroup has an underdiagnosis rate "
+        f"only with {subgroups.min_patients} patients with a finding; otherwise it is "
+        "undefined. A subgroup's mean AUC averages its classes with an AUC. Intervals: 95%, patient-level "
+        "bootstrap of the whole test split. A gap compares the two known subgroups (not "
+        "`unknown`) that differ most, with the interval of that difference over the same "
+        "resamples; an interval holding 0 is within noise.", "",
+    ]
+    for attribute in summary.index.unique("attribute"):
+        rows = summary.loc[attribute]
+        table = pd.DataFrame({
+            "images": rows["images"], "patients": rows["patients"],
+            "with a finding (patients)": [f"{images} ({patients})" for images, patients in zip(
+                rows["with_finding"], rows["patients_with_finding"])],
+            "classes with an AUC": rows["classes"],
+            "mean ROC AUC (95% CI)": [_with_interval(*values) for values in rows[
+                ["mean_auc", "mean_auc_low", "mean_auc_high"]].itertuples(index=False)],
+            "underdiagnosis (95% CI)": [_with_interval(*values) for values in rows[
+                ["underdiagnosis", "underdiagnosis_low", "underdiagnosis_high"]].itertuples(
+                    index=False)],
+        })
+        lines += [f"### {attribute}", "", table.to_markdown(), "",
+                  _gap_sentence(attribute, gaps), ""]
+    lines += ["### ROC AUC per class and subgroup", "",
+              "Cells: AUC (95% CI), or, where undefined, the patients with a positive / a "
+              "negative image.", ""]
+    per_class = classes.apply(lambda row: _with_interval(row["auc"], row["auc_low"],
+                                                         row["auc_high"])
+                              if pd.notna(row["auc"]) else
+                              f"— ({row['positive_patients']:.0f}/{row['negative_patients']:.0f})",
+                              axis=1)
+    grid = per_class.unstack(["attribute", "subgroup"]).reindex(index=list(FINDINGS),
+                                                                columns=summary.index)
+    grid.columns = [f"{attribute}: {subgroup}" for attribute, subgroup in grid.columns]
+    return lines + [grid.rename_axis("finding").to_markdown(), ""]
+
+
+def render_report(table, overall, subgroups, *, details, images):
     """The evaluation report as Markdown text.
 
-    table, overall : as returned by :func:`chestxray.evaluation.metrics.class_results`.
+    table, overall : as returned by :func:`chestxray.evaluation.metrics.class_results`;
+    subgroups : :class:`~chestxray.evaluation.subgroups.Subgroups`.
     details : dict of run facts shown as a list (e.g. image counts, bootstrap
     resamples, threshold rule). images : dict caption -> path relative to the
     report, embedded in order. Returns a str.
@@ -115,6 +212,7 @@ def render_report(table, overall, *, details, images):
         "the reference prevalence (NIH ChestX-ray14, all 112,120 images) instead of the test "
         "split's.", "",
         operating.to_markdown(), "",
+        *_subgroup_lines(subgroups),
         "## Figures", "",
     ]
     for caption, path in images.items():
