@@ -104,7 +104,7 @@ def _with_interval(value, low, high):
     return f"{value:.3f} ({low:.3f}{separator}{high:.3f})"
 
 
-def _gap_sentence(attribute, gaps):
+def _gap_sentence(attribute, gaps, summary):
     """One line naming an attribute's largest mean-AUC and underdiagnosis gaps."""
     parts = []
     for measure, name in (("mean_auc", "mean ROC AUC"), ("underdiagnosis", "underdiagnosis")):
@@ -113,10 +113,13 @@ def _gap_sentence(attribute, gaps):
             continue
         gap = gaps.loc[(attribute, measure)]
         noise = "within noise" if gap["gap_low"] <= 0 else "beyond noise"
-        over = f", over the {gap['classes']} classes both define" if measure == "mean_auc" else ""
+        patients = ", ".join(f"{subgroup} {summary.loc[(attribute, subgroup), 'patients']}"
+                             for subgroup in (gap["higher"], gap["lower"]))
+        over = f" over the {gap['classes']} classes both define," if measure == "mean_auc" else ""
         parts.append(f"{name} {gap['higher']} − {gap['lower']} = "
-                     f"{_with_interval(gap['gap'], gap['gap_low'], gap['gap_high'])}{over}: "
-                     f"**{noise}**")
+                     f"{_with_interval(gap['gap'], gap['gap_low'], gap['gap_high'])},{over} "
+                     f"patients {patients}, largest of {gap['pairs']} "
+                     f"pair{'s' if gap['pairs'] > 1 else ''}: **{noise}**")
     return f"Largest gaps, {'; '.join(parts)}."
 
 
@@ -139,7 +142,9 @@ def _subgroup_lines(subgroups):
         "undefined. A subgroup's mean AUC averages its classes with an AUC. Intervals: 95%, patient-level "
         "bootstrap of the whole test split. A gap compares the two known subgroups (not "
         "`unknown`) that differ most, with the interval of that difference over the same "
-        "resamples; an interval holding 0 is within noise.", "",
+        "resamples, Bonferroni-widened for the number of pairs it was picked from (95% for "
+        "them all); an interval holding 0 is within noise. Few patients make any interval "
+        "unreliable: each gap names its two subgroups' patients.", "",
     ]
     for attribute in summary.index.unique("attribute"):
         rows = summary.loc[attribute]
@@ -155,7 +160,7 @@ def _subgroup_lines(subgroups):
                     index=False)],
         })
         lines += [f"### {attribute}", "", table.to_markdown(), "",
-                  _gap_sentence(attribute, gaps), ""]
+                  _gap_sentence(attribute, gaps, summary), ""]
     lines += ["### ROC AUC per class and subgroup", "",
               "Cells: AUC (95% CI), or, where undefined, the patients with a positive / a "
               "negative image.", ""]

@@ -106,8 +106,9 @@ class Subgroups:
         a negative image) and float auc, auc_low, auc_high (NaN below the patient floor).
     gaps : DataFrame indexed by (attribute, measure), measure ``mean_auc`` or
         ``underdiagnosis``: str higher, lower (the two subgroups, higher value first),
-        int classes (shared classes the AUC gap averages; 0 for underdiagnosis) and float
-        gap, gap_low, gap_high; no row where fewer than two known subgroups are defined.
+        int classes (shared classes the AUC gap averages; 0 for underdiagnosis), int pairs
+        (pairs of subgroups compared) and float gap, gap_low, gap_high; no row where fewer
+        than two known subgroups are defined.
     overall : dict any_finding_threshold (float or None), underdiagnosis,
         underdiagnosis_low, underdiagnosis_high (float or None) over the whole test split.
     min_patients : the patient floor the figures were computed with.
@@ -139,7 +140,9 @@ def subgroup_results(groups, truth, scores, patient_ids, threshold, *, min_patie
     The gap of an attribute compares its known subgroups (not :data:`UNKNOWN`): for mean
     AUC, each pair's mean difference over the classes both define; for underdiagnosis, the
     difference of rates; the pair with the largest such difference is reported, with the
-    interval of that same difference over the resamples.
+    interval of that same difference over the resamples. Picking the largest of several
+    pairs would make a gap look real too often, so that interval is Bonferroni-widened:
+    at level ``1 - (1 - level) / pairs``, ``level`` for the family of the attribute's pairs.
     """
     truth = np.asarray(truth).astype(bool)
     patient_ids = np.asarray(patient_ids)
@@ -232,9 +235,11 @@ def _gaps(attributes, masks, scored_classes, aucs, rates, level):
             if candidates:
                 (higher, lower, shared), values = max(candidates.items(),
                                                       key=lambda item: item[1][0])
-                rows[attribute, measure] = {"higher": higher, "lower": lower, "classes": shared,
-                                            **_estimate("gap", values, level)}
+                pairs = len(candidates) // 2  # each pair is a candidate in both orders
+                rows[attribute, measure] = {
+                    "higher": higher, "lower": lower, "classes": shared, "pairs": pairs,
+                    **_estimate("gap", values, 1 - (1 - level) / pairs)}
     gaps = pd.DataFrame.from_dict(rows, orient="index", columns=[
-        "higher", "lower", "classes", "gap", "gap_low", "gap_high"])
+        "higher", "lower", "classes", "pairs", "gap", "gap_low", "gap_high"])
     gaps.index = pd.MultiIndex.from_tuples(gaps.index, names=["attribute", "measure"])
     return gaps
