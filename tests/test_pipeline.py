@@ -39,6 +39,9 @@ def test_tiny_repro_runs_every_stage_then_nothing(tiny_repro):
     summary = evaluation["summary"]
     assert summary["mean_auc_low"] <= summary["mean_auc"] <= summary["mean_auc_high"]
     assert evaluation["test_images"] > 0
+    assert set(evaluation["subgroups"]) == {"sex", "age", "view"}
+    assert "## Subgroups (test split)" in (repo / "metrics/evaluate/report.md").read_text()
+    assert (repo / "metrics/evaluate/plots/custom/subgroup_auc.json").exists()
     stats = json.loads((repo / "outputs/stats.json").read_text())
     assert set(stats["pos_weights"]) == set(stats["neg_weights"])
     assert (repo / "outputs/model.keras").stat().st_size > 1_000_000
@@ -79,6 +82,7 @@ def test_a_param_invalidates_its_own_stage_and_nothing_upstream(tiny_repro, tmp_
     assert stages_that_would_run(repo, {"train.lr": 0.0005}) == {"train"}
     assert stages_that_would_run(repo, {"gradcam.images_per_class": 2}) == {"gradcam"}
     assert stages_that_would_run(repo, {"evaluate.bootstrap_seed": 7}) == {"evaluate"}
+    assert stages_that_would_run(repo, {"evaluate.subgroup_age_bands": [50]}) == {"evaluate"}
     assert stages_that_would_run(repo, {"split.seed": 1}) == {"split"}
 
 
