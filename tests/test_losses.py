@@ -1,10 +1,11 @@
-"""Weighted binary cross-entropy against values computed by hand."""
+"""The training losses against values computed by hand."""
 import math
 
 import numpy as np
 import pytest
 
-from chestxray.model.losses import WeightedBinaryCrossentropy
+from chestxray.model.losses import LOSSES, WeightedBinaryCrossentropy, training_loss
+from chestxray.nih.labels import FINDINGS
 
 
 def test_matches_hand_computed_value():
@@ -34,3 +35,38 @@ def test_survives_a_serialisation_round_trip():
     y_true = np.array([[1.0, 0.0]], dtype=np.float32)
     y_pred = np.array([[0.7, 0.2]], dtype=np.float32)
     assert float(restored(y_true, y_pred)) == pytest.approx(float(loss(y_true, y_pred)))
+
+
+# Two images, two labels, for the losses picked by name.
+Y_TRUE = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+Y_PRED = np.array([[0.8, 0.3], [0.4, 0.9]], dtype=np.float32)
+# Probability given to the true label of each element.
+P_TRUE = [[0.8, 0.7], [0.6, 0.9]]
+
+
+def test_plain_bce_is_the_mean_over_labels_and_images():
+    loss = training_loss("bce", stats=None, focal_gamma=2.0)
+    expected = np.mean([[-math.log(p) for p in row] for row in P_TRUE])
+    assert float(loss(Y_TRUE, Y_PRED)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 3.5])
+def test_focal_loss_down_weights_well_predicted_labels_by_one_minus_p_to_gamma(gamma):
+    loss = training_loss("focal", stats=None, focal_gamma=gamma)
+    expected = np.mean([[-(1 - p) ** gamma * math.log(p) for p in row] for row in P_TRUE])
+    assert float(loss(Y_TRUE, Y_PRED)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_weighted_bce_by_name_takes_its_weights_from_the_stats_in_findings_order():
+    stats = {"pos_weights": {name: 0.9 if name == "Atelectasis" else 0.5 for name in FINDINGS},
+             "neg_weights": {name: 0.1 if name == "Atelectasis" else 0.5 for name in FINDINGS}}
+    loss = training_loss("weighted_bce", stats, focal_gamma=2.0)
+    assert loss.pos_weights[FINDINGS.index("Atelectasis")] == 0.9
+    assert loss.neg_weights == [0.1] + [0.5] * 13
+
+
+def test_every_loss_name_is_a_params_choice():
+    from chestxray.core.params import SCHEMA
+    for name in LOSSES:
+        assert SCHEMA["train"]["loss"](name) is None
+    assert "must be one of 'weighted_bce', 'bce', 'focal'" in SCHEMA["train"]["loss"]("dice")

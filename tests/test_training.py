@@ -19,6 +19,7 @@ from chestxray.model.callbacks import (
     start_phase,
 )
 from chestxray.model.distribution import choose_strategy
+from chestxray.model.losses import WeightedBinaryCrossentropy
 from chestxray.nih.labels import FINDINGS, classes_with_both_labels
 
 from conftest import REPO
@@ -158,6 +159,20 @@ def test_nan_loss_stops_with_a_pipeline_error(params, stats, data, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"loss became nan in epoch 1, batch 1") as error:
         run(params, stats, poisoned, tmp_path / "ck", tmp_path / "live")
     assert isinstance(error.value, PipelineError)
+
+
+@pytest.mark.parametrize("loss, loss_class", [
+    ("weighted_bce", WeightedBinaryCrossentropy), ("bce", keras.losses.BinaryCrossentropy),
+    ("focal", keras.losses.BinaryFocalCrossentropy)])
+def test_the_model_trains_with_the_loss_train_loss_names(params, stats, data, tmp_path, loss,
+                                                         loss_class):
+    model, state = run(dict(params, loss=loss, focal_gamma=3.0, epochs=1), stats, data,
+                       tmp_path / "ck", tmp_path / "live")
+    assert isinstance(model.loss, loss_class) and state["epochs_done"] == 1
+    assert getattr(model.loss, "gamma", 3.0) == 3.0
+    # The checkpoint, which a resumed run continues from, keeps the same loss.
+    _, resumed = training.resume(tmp_path / "ck", "run", tiny_model)
+    assert isinstance(resumed.loss, loss_class)
 
 
 def test_frozen_head_phase_then_fine_tuning_at_its_own_rate(params, stats, data, tmp_path):

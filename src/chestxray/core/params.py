@@ -129,6 +129,8 @@ SCHEMA = {
         "restore_best": _boolean,
         "mixed_precision": _boolean,
         "deterministic": _boolean,
+        "loss": _choice("weighted_bce", "bce", "focal"),
+        "focal_gamma": _number(0, 10),
     },
     "evaluate": {
         "batch_size": _integer(1, 65_536),

@@ -1,8 +1,12 @@
-"""Per-class weighted binary cross-entropy for multi-label classification."""
+"""The training losses of the multi-label classifier, picked by name (``train.loss``)."""
 import keras
 from keras import ops
 
+from chestxray.nih.labels import FINDINGS
+
 EPSILON = 1e-7
+# The names train.loss takes (see training_loss).
+LOSSES = ("weighted_bce", "bce", "focal")
 
 
 @keras.saving.register_keras_serializable(package="chestxray")
@@ -38,3 +42,23 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "pos_weights": self.pos_weights,
                 "neg_weights": self.neg_weights}
+
+
+def training_loss(name, stats, focal_gamma):
+    """The ``train.loss`` called ``name``.
+
+    ``weighted_bce`` (the seeds' recipe): :class:`WeightedBinaryCrossentropy` with the
+    per-class weights of ``stats`` (the stats stage's ``stats.json``). ``bce`` (CheXNet's
+    reimplementations): unweighted binary cross-entropy. ``focal``: binary focal
+    cross-entropy, ``-(1 - p_t) ** focal_gamma * log(p_t)`` per label (Lin et al. 2017),
+    without class balancing. Keras' two average over the 14 labels where ``weighted_bce``
+    sums them; Adam's steps do not depend on that scale.
+    """
+    if name == "weighted_bce":
+        return WeightedBinaryCrossentropy([stats["pos_weights"][finding] for finding in FINDINGS],
+                                          [stats["neg_weights"][finding] for finding in FINDINGS])
+    if name == "bce":
+        return keras.losses.BinaryCrossentropy()
+    if name == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma)
+    raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")

@@ -15,17 +15,11 @@ from chestxray.model.auc import MonitoredAUC
 from chestxray.model.callbacks import (
     EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, read_state, start_phase,
 )
-from chestxray.model.losses import WeightedBinaryCrossentropy
+from chestxray.model.losses import training_loss
 from chestxray.model.network import freeze_base, unfreeze_base
 from chestxray.nih.labels import FINDINGS
 
 log = logging.getLogger(__name__)
-
-
-def loss_from_stats(stats):
-    """Weighted BCE with the per-class weights the stats stage computed."""
-    return WeightedBinaryCrossentropy([stats["pos_weights"][name] for name in FINDINGS],
-                                      [stats["neg_weights"][name] for name in FINDINGS])
 
 
 def configure_tensorflow(mixed_precision=False, deterministic=False):
@@ -52,8 +46,9 @@ def configure_tensorflow(mixed_precision=False, deterministic=False):
     return "CPU"
 
 
-def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored=None):
-    """Adam + weighted BCE + mean ROC AUC over the labels.
+def compile_model(model, loss, lr, device="CPU", deterministic=False, monitored=None):
+    """Adam + ``loss`` (:func:`~chestxray.model.losses.training_loss`) + mean ROC AUC over
+    the labels.
 
     ``monitored`` (bool (14,)) restricts the mean AUC to those classes; None
     means all 14. Leave out classes without a positive or a negative in val:
@@ -62,7 +57,7 @@ def compile_model(model, stats, lr, device="CPU", deterministic=False, monitored
     gradient (tensorflow/tensorflow#69417), and DenseNet121's stem max-pools.
     Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
     """
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_from_stats(stats),
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss,
                   metrics=[MonitoredAUC(len(FINDINGS), monitored)],
                   jit_compile="auto" if device == "GPU" and not deterministic else False)
     return model
@@ -188,7 +183,8 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
             # resumed inside a phase keeps the checkpoint's optimizer instead.
             set_trainable(model, trainable, params["fine_tune_blocks"])
             with strategy.scope():
-                compile_model(model, stats, lr, device, params["deterministic"], monitored)
+                compile_model(model, training_loss(params["loss"], stats, params["focal_gamma"]),
+                              lr, device, params["deterministic"], monitored)
             start_phase(state, lr)
         last_phase = end == params["epochs"]
         callbacks = [
