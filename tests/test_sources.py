@@ -18,7 +18,7 @@ from chestxray.acquire.screening import InvalidDatasetError, invalid_rows
 from chestxray.acquire.sources import acquire
 from chestxray.core.params import ParamsError
 from chestxray.nih.layout import (
-    BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, LabelTableError, images_dir, read_box_table,
+    BOX_TABLE, IMAGES, IMAGES_POINTER, LABEL_TABLE, LabelTableError, image_folders, read_box_table,
     read_dataset, read_label_table,
 )
 
@@ -76,7 +76,7 @@ def test_local_source_references_images_in_place(tmp_path):
     out = tmp_path / "out"
     assert sorted(path.name for path in out.iterdir()) == [BOX_TABLE, LABEL_TABLE, IMAGES_POINTER,
                                                             "test_list.txt"]
-    assert images_dir(out) == (source / IMAGES).resolve()
+    assert image_folders(out) == [(source / IMAGES).resolve()]
     expected_paths = [str((source / IMAGES / name).resolve()) for name in NAMES]
     assert read_dataset(out)["path"].tolist() == expected_paths
     assert read_box_table(out / BOX_TABLE)["Finding Label"].tolist() == ["Infiltration"]
@@ -180,13 +180,51 @@ def test_skip_drops_boxes_and_list_entries_of_skipped_rows(tmp_path):
     assert (tmp_path / "out" / "train_val_list.txt").read_text().split() == [NAMES[0], NAMES[2]]
 
 
-def test_local_with_several_image_folders_is_refused(tmp_path):
-    folder = make_local(tmp_path / "source")
-    (folder / IMAGES).rename(tmp_path / "moved")
-    for number in (1, 2):
-        (folder / f"images_00{number}" / IMAGES).mkdir(parents=True)
-    with pytest.raises(InvalidDatasetError, match="2 image folders; .* exactly one"):
-        acquire(local_params(folder), tmp_path / "out", tmp_path / "data")
+def kaggle_layout(folder, parts):
+    """Spread ``folder/images`` over ``images_001/images`` ... (the Kaggle copy's layout),
+    ``parts`` lists of file names, one per folder; returns those folders."""
+    folders = []
+    for number, names in enumerate(parts, start=1):
+        target = folder / f"{IMAGES}_{number:03d}" / IMAGES
+        target.mkdir(parents=True)
+        for name in names:
+            (folder / IMAGES / name).rename(target / name)
+        folders.append(target)
+    (folder / IMAGES).rmdir()
+    return folders
+
+
+def test_local_source_reads_the_kaggle_layout_in_place(tmp_path):
+    source = make_local(tmp_path / "source")
+    folders = kaggle_layout(source, [NAMES[:2], NAMES[2:]])
+    before = snapshot(source)
+    summary = acquire(local_params(source), tmp_path / "out", tmp_path / "data")
+    out = tmp_path / "out"
+    assert image_folders(out) == [folder.resolve() for folder in folders]
+    assert read_dataset(out)["path"].tolist() == [
+        str((folders[0] / NAMES[0]).resolve()), str((folders[0] / NAMES[1]).resolve()),
+        str((folders[1] / NAMES[2]).resolve())]
+    assert snapshot(source) == before
+    assert not (out / IMAGES).exists()
+    assert summary.startswith("local: 3 images of 3 patients") and "2 image folders" in summary
+
+
+def test_local_kaggle_layout_with_one_name_in_two_folders_is_refused(tmp_path):
+    source = make_local(tmp_path / "source")
+    folders = kaggle_layout(source, [NAMES[:2], NAMES[2:]])
+    (folders[1] / NAMES[0]).write_bytes((folders[0] / NAMES[0]).read_bytes())
+    with pytest.raises(InvalidDatasetError, match=rf"two images named '{NAMES[0]}'"):
+        acquire(local_params(source), tmp_path / "out", tmp_path / "data")
+    assert not (tmp_path / "out").exists()
+
+
+def test_local_folder_without_images_is_refused(tmp_path):
+    source = make_local(tmp_path / "source")
+    for name in NAMES:
+        (source / IMAGES / name).unlink()
+    (source / IMAGES).rmdir()
+    with pytest.raises(InvalidDatasetError, match=r"no image folder: .*images_NNN/images"):
+        acquire(local_params(source), tmp_path / "out", tmp_path / "data")
 
 
 def test_local_folder_inside_output_is_refused(tmp_path):
@@ -371,10 +409,34 @@ def test_local_source_over_real_64px_sample(tmp_path):
     summary = acquire(local_params(SAMPLE_64), tmp_path / "out", tmp_path)
     dataset = read_dataset(tmp_path / "out")
     assert len(dataset) == 800 and summary.startswith("local: 800 images")
-    assert images_dir(tmp_path / "out") == (SAMPLE_64 / IMAGES).resolve()
+    assert image_folders(tmp_path / "out") == [(SAMPLE_64 / IMAGES).resolve()]
     assert not (tmp_path / "out" / IMAGES).exists()
     expected = read_label_table(SAMPLE_64 / LABEL_TABLE)
     pd.testing.assert_frame_equal(dataset.drop(columns="path"), expected)
+
+
+@needs_sample
+def test_local_source_over_the_real_sample_in_the_kaggle_layout(tmp_path):
+    # The 800 real images as links spread over three images_NNN/images folders.
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    (kaggle / LABEL_TABLE).symlink_to(SAMPLE_64 / LABEL_TABLE)
+    names = sorted(path.name for path in (SAMPLE_64 / IMAGES).glob("*.png"))
+    for number, part in enumerate((names[:300], names[300:550], names[550:]), start=1):
+        folder = kaggle / f"{IMAGES}_{number:03d}" / IMAGES
+        folder.mkdir(parents=True)
+        for name in part:
+            (folder / name).symlink_to(SAMPLE_64 / IMAGES / name)
+    summary = acquire(local_params(kaggle), tmp_path / "out", tmp_path)
+    dataset = read_dataset(tmp_path / "out")
+    assert summary.startswith("local: 800 images") and "3 image folders" in summary
+    pd.testing.assert_frame_equal(dataset.drop(columns="path"),
+                                  read_label_table(SAMPLE_64 / LABEL_TABLE))
+    paths = dataset.set_index("Image Index")["path"].map(Path)
+    assert all(path.parent.parent.name == f"{IMAGES}_003" for path in paths[names[550:]])
+    # Each path is the link to the same real image.
+    assert [path.resolve() for path in paths[names]] == \
+        [(SAMPLE_64 / IMAGES / name).resolve() for name in names]
 
 
 @needs_official_table

@@ -1,4 +1,5 @@
-"""``local`` source: an NIH-layout folder on disk, referenced in place."""
+"""``local`` source: an NIH-layout folder on disk (one ``images/`` folder, or the
+``images_NNN/images`` folders of NIH's archives and Kaggle's copy), referenced in place."""
 from pathlib import Path
 
 from chestxray.acquire.archives import find_image_folders
@@ -12,8 +13,8 @@ from chestxray.nih.layout import IMAGES, IMAGES_POINTER, LABEL_TABLE
 def acquire_local(params, out_dir):
     """``local`` source: reference the NIH-layout folder ``download.local_dir`` in place.
 
-    Writes the checked tables and ``images_dir.txt`` (the image folder's
-    absolute path) into ``out_dir``; images are neither copied nor changed.
+    Writes the checked tables and ``images_dir.txt`` (the image folders' absolute
+    paths) into ``out_dir``; images are neither copied nor changed.
     """
     if not params["local_dir"]:
         raise params_error("download.local_dir must name an NIH-layout folder "
@@ -24,15 +25,19 @@ def acquire_local(params, out_dir):
         raise InvalidDatasetError(f"{root}: no {LABEL_TABLE}; download.local_dir must be an "
                                   f"NIH-layout folder (label table and images/)")
     folders = find_image_folders(root)
-    if len(folders) != 1:
-        raise InvalidDatasetError(
-            f"{root}: {len(folders)} image folders; a local source is referenced in place "
-            f"through exactly one, {root / IMAGES} (move the PNGs there, or pack the folder "
-            f"and use source 'url')")
-    folder = folders[0]
-    refuse_inside(folder, out_dir, "the image folder of download.local_dir")
-    images = png_files(folder)
+    if not folders:
+        raise InvalidDatasetError(f"{root}: no image folder: expected {root / IMAGES} or "
+                                  f"{root}/{IMAGES}_NNN/{IMAGES} (NIH's archives, Kaggle's copy)")
+    images = {}
+    for folder in folders:
+        refuse_inside(folder, out_dir, "an image folder of download.local_dir")
+        for name, path in png_files(folder).items():
+            if name in images:
+                raise InvalidDatasetError(f"{root}: two images named {name!r}, in "
+                                          f"{images[name].parent} and {folder}")
+            images[name] = path
+    origin = str(folders[0]) if len(folders) == 1 else f"{len(folders)} image folders under {root}"
     with atomic_directory(out_dir) as staging:
-        report = write_tables(root, images, staging, on_invalid, origin=str(folder))
-        (staging / IMAGES_POINTER).write_text(f"{folder}\n")
-    return summary("local", report, f"{folder} (referenced in place)")
+        report = write_tables(root, images, staging, on_invalid, origin=origin)
+        (staging / IMAGES_POINTER).write_text("".join(f"{folder}\n" for folder in folders))
+    return summary("local", report, f"{origin} (referenced in place)")

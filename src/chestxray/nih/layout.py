@@ -6,10 +6,12 @@ A dataset folder (the download stage's output) holds:
 * ``BBox_List_2017.csv`` -- optional, the box table in the official format,
   boxes in the 1024x1024 release space;
 * ``images/`` -- the PNGs named by ``Image Index``; or, for sources referenced in
-  place, ``images_dir.txt`` holding the absolute path of the image folder.
+  place, ``images_dir.txt`` holding the absolute paths of the image folders, one per line
+  (one ``images/``, or the ``images_NNN/images`` folders of NIH's archives and Kaggle's copy).
 
 Which image files are accepted is :mod:`chestxray.nih.image_files`' business.
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -158,13 +160,26 @@ def write_box_table(boxes, path):
                                               lineterminator="\n")
 
 
-def images_dir(dataset_dir):
-    """The folder holding a dataset's PNGs: ``images/`` or the referenced path."""
+def image_folders(dataset_dir):
+    """The folders holding a dataset's PNGs, a list of Paths: ``[images/]``, or the folders
+    ``images_dir.txt`` names."""
     dataset_dir = Path(dataset_dir)
     pointer = dataset_dir / IMAGES_POINTER
     if pointer.exists():
-        return Path(pointer.read_text().strip())
-    return dataset_dir / IMAGES
+        return [Path(line) for line in pointer.read_text().splitlines() if line.strip()]
+    return [dataset_dir / IMAGES]
+
+
+def _folder_of_each_image(folders, names):
+    """``{name: folder}`` for each of ``names`` found directly in one of ``folders``; the
+    first folder for a name found in none (reading it then fails naming that path)."""
+    if len(folders) == 1:
+        return dict.fromkeys(names, folders[0])
+    wanted, found = set(names), {}
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            found.update((entry.name, folder) for entry in entries if entry.name in wanted)
+    return {name: found.get(name, folders[0]) for name in names}
 
 
 def _is_file_name(name):
@@ -175,17 +190,18 @@ def _is_file_name(name):
 def read_dataset(dataset_dir):
     """Label table of a dataset folder with an absolute ``path`` column per image.
 
-    Every ``Image Index`` must be a file name inside the image folder: a path in
+    Every ``Image Index`` must be a file name inside an image folder: a path in
     it would read a file elsewhere.
     """
     dataset_dir = Path(dataset_dir)
     table = read_label_table(dataset_dir / LABEL_TABLE)
-    root = images_dir(dataset_dir).resolve()
+    folders = [folder.resolve() for folder in image_folders(dataset_dir)]
     for row, name in enumerate(table["Image Index"]):
         if not _is_file_name(name):
             raise LabelTableError(f"{dataset_dir / LABEL_TABLE}: Image Index {name!r} in row "
-                                  f"{row} is not a file name in {root}")
-    return table.assign(path=[str(root / name) for name in table["Image Index"]])
+                                  f"{row} is not a file name in {folders[0]}")
+    folder_of = _folder_of_each_image(folders, table["Image Index"])
+    return table.assign(path=[str(folder_of[name] / name) for name in table["Image Index"]])
 
 
 def read_dataset_boxes(dataset_dir):
