@@ -1,4 +1,5 @@
-"""train: DenseNet121 with weighted binary cross-entropy, resumable, logged with dvclive."""
+"""train: DenseNet121 with the loss train.loss names (per-class weighted BCE by default),
+resumable, logged with dvclive."""
 import logging
 
 import keras
