@@ -1,5 +1,10 @@
 """The embedded study: deterministic, ChestX-ray14-like, findings visible in their boxes."""
 import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -109,3 +114,28 @@ def test_each_finding_changes_the_image_inside_its_box(study, finding):
     inside[max(y0 - 2, 0):y1 + 2, max(x0 - 2, 0):x1 + 2] = True
     assert changed[inside].sum() >= 3, f"{finding} leaves no visible signature"
     assert changed[~inside].sum() <= 0.1 * changed.sum(), f"{finding} drawn outside its box"
+
+
+
+def test_ctrl_c_leaves_no_traceback_from_the_render_workers():
+    """Ctrl-C reaches the whole process group; only the stage may answer it. Idle workers,
+    waiting for work as they do when rendering ends, used to print KeyboardInterrupt."""
+    script = ("import os, sys, time\n"
+              "from concurrent.futures import ProcessPoolExecutor\n"
+              "from chestxray.acquire.embedded import _start_render_worker\n"
+              "pool = ProcessPoolExecutor(2, initializer=_start_render_worker,\n"
+              "                           initargs=(os.getpid(),))\n"
+              "list(pool.map(abs, [-1, -2]))\n"
+              "print('ready', flush=True)\n"
+              "try:\n"
+              "    time.sleep(60)\n"
+              "except KeyboardInterrupt:\n"
+              "    pool.shutdown()\n"
+              "    sys.exit('interrupted')\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(0.5)  # the workers are back waiting on the call queue
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and stderr == "interrupted\n", stderr

@@ -44,8 +44,14 @@ def write_study(data_dir, n_patients, seed, min_positive_patients):
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_parent(parent):
-    """Render workers end with the stage: a killed stage must not leave them waiting forever."""
+def _start_render_worker(parent):
+    """Render workers end with the stage, and leave Ctrl-C to it.
+
+    A killed stage must not leave them waiting forever. Ctrl-C reaches the whole process
+    group: the stage turns it into one line and shuts the pool down, while a worker would
+    print a KeyboardInterrupt traceback from wherever it was waiting.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     prctl = getattr(ctypes.CDLL(None), "prctl", None)  # Linux only
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -77,7 +83,7 @@ def render_dataset(data_dir, out_dir, image_size):
         (staging / layout.IMAGES).mkdir()
         jobs = [(name, anatomy.loc[name].to_dict(), boxes_by_image.get(name, []),
                  image_size, staging / layout.IMAGES) for name in labels["Image Index"]]
-        with ProcessPoolExecutor(max_workers=os.cpu_count(), initializer=_die_with_parent,
+        with ProcessPoolExecutor(max_workers=os.cpu_count(), initializer=_start_render_worker,
                                  initargs=(os.getpid(),)) as pool:
             for _ in tqdm(pool.map(_render_one, jobs, chunksize=32), total=len(jobs),
                           desc="render", unit="img", mininterval=2):
