@@ -10,7 +10,7 @@ from chestxray.core.paths import DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE, metr
 from chestxray.core.stage import run_stage
 from chestxray.core.tracking import stage_outputs
 from chestxray.data.preprocessing import load_display_image
-from chestxray.explain.gradcam import explain_files, upsample
+from chestxray.explain.gradcam import explain_files, feature_layer, upsample
 from chestxray.explain.localization import (
     boxed_findings, localization_table, summarise_localization,
 )
@@ -23,10 +23,10 @@ from chestxray.nih.labels import FINDINGS
 
 def main():
     settings = load_params("gradcam")["gradcam"]
-    layer, per_class, batch_size = (settings["layer"], settings["images_per_class"],
-                                    settings["batch_size"])
+    per_class, batch_size = settings["images_per_class"], settings["batch_size"]
     configure_tensorflow()
     model, preprocessing = load_model(MODEL_FILE)
+    layer = feature_layer(model, settings["layer"]).name
     size = preprocessing.image_size
     # The evaluate stage writes test-split predictions only: its images are the test split.
     predictions = pd.read_csv(PREDICTIONS_FILE, dtype={"Image Index": str})

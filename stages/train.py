@@ -1,5 +1,5 @@
-"""train: DenseNet121 with the loss train.loss names (per-class weighted BCE by default),
-resumable, logged with dvclive."""
+"""train: the backbone train.backbone names (DenseNet121 by default) with the loss train.loss
+names (per-class weighted BCE by default), resumable, logged with dvclive."""
 import logging
 
 import keras
@@ -14,9 +14,10 @@ from chestxray.data.dataset import naming_unreadable_images, split_dataset
 from chestxray.data.preprocessing import Preprocessing
 from chestxray.data.split import read_split_file, select_split
 from chestxray.data.stats import read_stats
+from chestxray.model.backbones import backbone_of
 from chestxray.model.callbacks import new_state
 from chestxray.model.distribution import choose_strategy
-from chestxray.model.network import BACKBONE, augmentation, build_model
+from chestxray.model.network import augmentation, build_model
 from chestxray.model.saved import save_model
 from chestxray.model.training import (
     clear_checkpoints, configure_tensorflow, portable_copy, resume, run_fingerprint, train,
@@ -29,6 +30,7 @@ log = logging.getLogger("train")
 
 def main():
     params = load_params("train")["train"]
+    backbone_of(params)  # an unknown backbone stops here, before any work
     # Before any other TensorFlow call: a multi-worker strategy must exist
     # before TensorFlow's runtime starts.
     strategy = choose_strategy()
@@ -53,7 +55,8 @@ def main():
     def build(weights=params["weights"]):
         augment = augmentation(params["augment_flip"], params["augment_rotation"],
                                params["augment_zoom"], params["augment_contrast"], params["seed"])
-        return build_model(params["image_size"], weights, params["batchnorm_momentum"], augment)
+        return build_model(params["image_size"], weights, params["batchnorm_momentum"], augment,
+                           params["backbone"])
 
     fingerprint = run_fingerprint(params, SPLIT_FILE, STATS_FILE)
     with strategy.scope():
@@ -78,12 +81,12 @@ def main():
                                  live, state=state or new_state(fingerprint), strategy=strategy,
                                  device=device, monitored=monitored)
         save_model(portable_copy(model, lambda: build("none")), preprocessing,
-                   outputs.path(MODEL_FILE))
+                   outputs.path(MODEL_FILE), params["backbone"])
     clear_checkpoints(CHECKPOINT_DIR)
     resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
     best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
             if state["best_epoch"] is not None else "no finite val AUC")
-    print(f"trained {BACKBONE} for {state['epochs_done']} epochs on {device} x"
+    print(f"trained {params['backbone']} for {state['epochs_done']} epochs on {device} x"
           f"{strategy.num_replicas_in_sync}{resumed} ({best}) -> {MODEL_FILE}")
 
 

@@ -247,7 +247,7 @@ def saved_model(folder):
     from chestxray.model.saved import save_model
     path = Path(folder) / "model.keras"
     model, preprocessing = build_model(32), Preprocessing(32, "featurewise", 100.0, 50.0)
-    save_model(model, preprocessing, path)
+    save_model(model, preprocessing, path, "densenet121")
     _MODELS[str(path.resolve())] = (model, preprocessing)
     return path
 

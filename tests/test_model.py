@@ -1,13 +1,14 @@
-"""DenseNet121 model: weights sources, augmentation layers, freezing for fine-tuning."""
+"""The default DenseNet121 model: weights sources, augmentation layers, freezing for fine-tuning."""
 import keras
 import numpy as np
 import pytest
 
 from chestxray.core.errors import PipelineError
 from chestxray.model.network import (
-    IMAGENET_WEIGHTS_FILE, WeightsUnavailableError, augmentation, build_model, freeze_base,
-    unfreeze_base,
+    WeightsUnavailableError, augmentation, build_model, freeze_base, unfreeze_base,
 )
+
+NO_TOP_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 SIZE = 32
 
@@ -46,12 +47,16 @@ def test_missing_weights_file_is_named(tmp_path):
 
 def test_offline_imagenet_request_explains_the_alternatives(monkeypatch):
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: <urlopen error [Errno -3] name resolution>")
+        # Keras' own wording: the URL names the file to copy.
+        raise Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/"
+                        f"keras-applications/densenet/{NO_TOP_FILE}: None -- <urlopen error "
+                        "[Errno -3] name resolution>")
 
     monkeypatch.setattr("keras.src.applications.densenet.file_utils.get_file", offline)
     with pytest.raises(PipelineError, match="could not be downloaded") as error:
         build_model(SIZE, "imagenet")
-    assert IMAGENET_WEIGHTS_FILE in str(error.value) and "train.weights: none" in str(error.value)
+    assert NO_TOP_FILE in str(error.value) and "train.weights: none" in str(error.value)
+    assert "densenet121" in str(error.value)
 
 
 def test_augmentation_is_off_by_default_and_identity_at_inference():

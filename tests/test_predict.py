@@ -28,7 +28,7 @@ def tiny_model(tmp_path_factory):
     """
     model_path = tmp_path_factory.mktemp("model") / "model.keras"
     model, preprocessing = build_model(32), Preprocessing(32, "featurewise", 100.0, 50.0)
-    save_model(model, preprocessing, model_path)
+    save_model(model, preprocessing, model_path, "densenet121")
     return model, preprocessing, model_path
 
 
@@ -195,7 +195,7 @@ def test_overlays_of_a_large_image_are_capped(tiny_model, tmp_path):
 def test_the_model_file_records_its_preprocessing(tiny_model, tmp_path):
     model, _, _ = tiny_model
     path = tmp_path / "samplewise.keras"
-    save_model(model, Preprocessing(32, "samplewise"), path)
+    save_model(model, Preprocessing(32, "samplewise"), path, "densenet121")
     assert load_model(path)[1] == Preprocessing(32, "samplewise")
 
 

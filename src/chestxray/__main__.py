@@ -30,7 +30,8 @@ def parser():
     command.add_argument("--top", type=int, default=3,
                          help="findings per image with an overlay (default: 3)")
     command.add_argument("--layer", default=DEFAULT_LAYER,
-                         help=f"layer explained by Grad-CAM (default: {DEFAULT_LAYER})")
+                         help="layer explained by Grad-CAM (default: the backbone's last feature "
+                         "map)")
     command.add_argument("--batch-size", type=int, default=32, help="images per model call")
     return program
 

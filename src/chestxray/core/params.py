@@ -8,8 +8,9 @@ import yaml
 from chestxray.core.errors import PipelineError
 from chestxray.core.paths import PARAMS_FILE
 
-# DenseNet121 halves the resolution five times: inputs are multiples of 32.
-DENSENET_STRIDE = 32
+# Every backbone (chestxray.model.backbones) halves the resolution five times:
+# inputs are multiples of 32.
+BACKBONE_STRIDE = 32
 # Oldest plausible age in years; older ages in a label table are typing errors.
 MAX_AGE = 120
 
@@ -68,9 +69,9 @@ def _nih_urls(value):
 
 
 def _image_size(value):
-    if _integer(DENSENET_STRIDE, 4096)(value) or value % DENSENET_STRIDE:
-        return (f"must be a multiple of {DENSENET_STRIDE} (DenseNet121 downsamples by "
-                f"{DENSENET_STRIDE}) in [{DENSENET_STRIDE}, 4096]")
+    if _integer(BACKBONE_STRIDE, 4096)(value) or value % BACKBONE_STRIDE:
+        return (f"must be a multiple of {BACKBONE_STRIDE} (the backbones downsample by "
+                f"{BACKBONE_STRIDE}) in [{BACKBONE_STRIDE}, 4096]")
 
 
 def _age_bands(value):
@@ -107,6 +108,9 @@ SCHEMA = {
     },
     "train": {
         "image_size": _image_size,
+        # Names and fine_tune_blocks are checked against the registry by the train
+        # stage (chestxray.model.backbones.backbone_of), which alone imports it.
+        "backbone": _text,
         "weights": _weights,
         "epochs": _integer(1, 10_000),
         "batch_size": _integer(1, 65_536),
@@ -120,7 +124,7 @@ SCHEMA = {
         "normalization": _choice("featurewise", "samplewise"),
         "cache_dir": _text,
         "freeze_epochs": _integer(0, 10_000),
-        "fine_tune_blocks": _integer(0, 4),
+        "fine_tune_blocks": _integer(0, 100),
         "fine_tune_lr": _number(0, 10, low_open=True),
         "lr_schedule": _choice("constant", "plateau", "cosine"),
         "plateau_factor": _number(0, 1, low_open=True),

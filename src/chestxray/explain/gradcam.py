@@ -5,10 +5,11 @@ import tensorflow as tf
 
 from chestxray.core.errors import PipelineError
 from chestxray.data.preprocessing import preprocess_files
+from chestxray.model.network import pooled_feature_layer
 from chestxray.nih.labels import FINDINGS
 
-# Output of the last dense block after its batch norm and ReLU.
-DEFAULT_LAYER = "relu"
+# The backbone's last feature map, which the head pools (DenseNet121's `relu`).
+DEFAULT_LAYER = ""
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -17,12 +18,16 @@ class UnknownLayerError(PipelineError, ValueError):
 
 
 def feature_layer(model, layer):
-    """The layer named ``layer`` of ``model``; :class:`UnknownLayerError` if there is none."""
+    """The layer named ``layer`` of ``model``, or for ``""`` the backbone's last feature map;
+    :class:`UnknownLayerError` if there is none."""
+    if not layer:
+        return pooled_feature_layer(model)
     names = [candidate.name for candidate in model.layers]
     if layer not in names:
         raise UnknownLayerError(
-            f"gradcam layer {layer!r} is not in model {model.name!r}; DenseNet121's dense "
-            f"block outputs are 'pool2_relu', 'pool3_relu', 'pool4_relu' and 'relu' (the last)")
+            f"gradcam layer {layer!r} is not in model {model.name!r}; leave it empty for the "
+            "backbone's last feature map, or name another convolutional layer (DenseNet121's "
+            "earlier dense blocks end in 'pool2_relu', 'pool3_relu' and 'pool4_relu')")
     return model.get_layer(layer)
 
 
@@ -36,7 +41,8 @@ def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_
     images : float32 array of shape (n, H, W, 1), normalised like training input.
     class_index : int, the class explained in every image, or int array of
         shape (n,), the class explained in each image.
-    layer : name of a convolutional layer of ``model``.
+    layer : name of a convolutional layer of ``model``; "" for the backbone's last
+        feature map.
     batch_size : images per forward/backward pass.
     resize : scale the maps bilinearly to the input size (True), or keep the
         layer's own grid (h, w), each cell centred on its receptive field.

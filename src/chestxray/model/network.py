@@ -1,17 +1,16 @@
-"""DenseNet121 with a 14-way sigmoid head, as in CheXNet and the course seeds."""
+"""A registry backbone (DenseNet121 by default, as in CheXNet and the course seeds) with a
+14-way sigmoid head."""
 from pathlib import Path
 
 import keras
 
 from chestxray.core.errors import PipelineError
+from chestxray.model.backbones import BACKBONES, DEFAULT_BACKBONE, first_layer_of_block
 from chestxray.nih.labels import FINDINGS
 
-IMAGENET_WEIGHTS_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
-# The name the saved model records (see chestxray.model.saved).
-BACKBONE = "densenet121"
 HEAD = "predictions"
-# Keras names DenseNet's four dense blocks conv2_* .. conv5_*.
-DENSE_BLOCKS = (2, 3, 4, 5)
+# The head's pooling: the layer it pools is the backbone's last feature map.
+POOLING = "avg_pool"
 # Images reach the augmentation already normalised, so they have no fixed
 # range: bounds this wide keep RandomContrast (default 0..255) from clipping.
 NORMALISED_RANGE = (-1e6, 1e6)
@@ -56,8 +55,9 @@ def augmentation(flip, rotation, zoom, contrast, seed):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def build_model(image_size, weights="none", batchnorm_momentum=0.99, augment=None):
-    """DenseNet121 (include_top=False) + global average pooling + Dense(14, sigmoid).
+def build_model(image_size, weights="none", batchnorm_momentum=0.99, augment=None,
+                backbone=DEFAULT_BACKBONE):
+    """The ``backbone`` (include_top=False) + global average pooling + Dense(14, sigmoid).
 
     The model takes gray images of shape (batch, image_size, image_size, 1),
     already normalised, and returns float32 probabilities of shape (batch, 14).
@@ -71,25 +71,34 @@ def build_model(image_size, weights="none", batchnorm_momentum=0.99, augment=Non
     inputs = keras.Input((image_size, image_size, 1), name="image")
     images = augment(inputs) if augment is not None else inputs
     rgb = keras.layers.Concatenate(name="gray_to_rgb")([images, images, images])
+    entry = BACKBONES[backbone]
+    switches = {"include_preprocessing": False} if entry.preprocessing_switch else {}
     try:
-        base = keras.applications.DenseNet121(
-            include_top=False, weights=resolve_weights(weights), input_tensor=rgb)
+        base = getattr(keras.applications, entry.application)(
+            include_top=False, weights=resolve_weights(weights), input_tensor=rgb, **switches)
     except WeightsUnavailableError:
         raise
     except Exception as error:  # Keras raises a bare Exception on a failed fetch.
         if weights != "imagenet":
-            raise WeightsUnavailableError(f"train.weights: cannot load {weights!r}: {error}") from error
+            raise WeightsUnavailableError(
+                f"train.weights: cannot load {weights!r} into {backbone}: {error}") from error
         raise WeightsUnavailableError(
-            "train.weights: ImageNet weights could not be downloaded (offline?). Either copy "
-            f"{IMAGENET_WEIGHTS_FILE} into ~/.keras/models/, set train.weights to the path "
-            "of that file, or set train.weights: none to train from scratch") from error
+            f"train.weights: {backbone}'s ImageNet weights could not be downloaded (offline?; "
+            f"{error}). Either copy the no-top weights file that URL names into "
+            "~/.keras/models/, set train.weights to the path of that file, or set "
+            "train.weights: none to train from scratch") from error
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = batchnorm_momentum
-    features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    features = keras.layers.GlobalAveragePooling2D(name=POOLING)(base.output)
     outputs = keras.layers.Dense(len(FINDINGS), activation="sigmoid", dtype="float32",
                                  name=HEAD)(features)
-    return keras.Model(inputs, outputs, name="densenet121_chestxray14")
+    return keras.Model(inputs, outputs, name=f"{backbone}_chestxray14")
+
+
+def pooled_feature_layer(model):
+    """The layer whose output the head pools: the backbone's last feature map."""
+    return model.get_layer(POOLING).input._keras_history.operation
 
 
 def freeze_base(model):
@@ -102,15 +111,14 @@ def freeze_base(model):
         layer.trainable = layer.name == HEAD
 
 
-def unfreeze_base(model, blocks=0):
-    """Make the last ``blocks`` dense blocks and every layer after them trainable.
+def unfreeze_base(model, blocks=0, backbone=DEFAULT_BACKBONE):
+    """Make the last ``blocks`` blocks of ``backbone`` and every layer after them trainable.
 
-    ``blocks`` 0 makes the whole network trainable; 1..4 counts DenseNet121's
-    dense blocks from the top (1 = conv5_* only). Recompile afterwards.
+    ``blocks`` 0 makes the whole network trainable; 1.. counts the backbone's
+    blocks from the top (:mod:`chestxray.model.backbones`; for DenseNet121
+    1 = the dense block conv5_* only). Recompile afterwards.
     """
-    if not 0 <= blocks <= len(DENSE_BLOCKS):
-        raise ValueError(f"blocks must be in [0, {len(DENSE_BLOCKS)}], got {blocks}")
-    names = [layer.name for layer in model.layers]
-    first = 0 if blocks == 0 else names.index(f"conv{DENSE_BLOCKS[-blocks]}_block1_0_bn")
+    first = first_layer_of_block([layer.name for layer in model.layers], BACKBONES[backbone],
+                                 blocks)
     for index, layer in enumerate(model.layers):
         layer.trainable = index >= first

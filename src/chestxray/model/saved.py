@@ -1,6 +1,6 @@
 """The trained model file: a Keras ``.keras`` archive that also records how to feed it.
 
-Besides Keras' own entries the archive holds ``chestxray.json``: the backbone,
+Besides Keras' own entries the archive holds ``chestxray.json``: the registry backbone,
 the order of the 14 outputs and the :class:`~chestxray.data.preprocessing.Preprocessing`
 the model was trained with. Evaluation, Grad-CAM and ``predict`` read them
 from the model itself, so none of them can feed it differently from training.
@@ -15,7 +15,6 @@ import numpy as np
 from chestxray.core.atomic import atomic_path
 from chestxray.core.errors import PipelineError
 from chestxray.data.preprocessing import Preprocessing
-from chestxray.model.network import BACKBONE
 from chestxray.nih.labels import FINDINGS
 
 RECORD_ENTRY = "chestxray.json"
@@ -25,9 +24,10 @@ class ModelFileError(PipelineError, ValueError):
     """A model file that is missing, damaged or not this pipeline's classifier."""
 
 
-def save_model(model, preprocessing, path):
-    """Write ``model`` with its ``preprocessing`` record to ``path`` (``.keras``), atomically."""
-    record = {"backbone": BACKBONE, "findings": list(FINDINGS),
+def save_model(model, preprocessing, path, backbone):
+    """Write ``model`` (of the registry ``backbone``) with its ``preprocessing`` record to
+    ``path`` (``.keras``), atomically."""
+    record = {"backbone": backbone, "findings": list(FINDINGS),
               "preprocessing": preprocessing.to_dict()}
     with atomic_path(Path(path)) as staging:
         model.save(staging)

@@ -68,7 +68,7 @@ def training_phases(params):
 
     ``freeze_epochs`` 0: one phase, the whole network at ``lr``. Otherwise
     the head alone at ``lr`` for ``freeze_epochs`` epochs, then the last
-    ``fine_tune_blocks`` dense blocks (0 = all) at ``fine_tune_lr``.
+    ``fine_tune_blocks`` blocks of the backbone (0 = all) at ``fine_tune_lr``.
     ``trainable`` is ``"all"``, ``"head"`` or ``"fine-tune"``.
     """
     epochs, frozen = params["epochs"], min(params["freeze_epochs"], params["epochs"])
@@ -80,12 +80,13 @@ def training_phases(params):
     return phases
 
 
-def set_trainable(model, trainable, fine_tune_blocks):
-    """Apply a phase's ``trainable`` choice (see :func:`training_phases`) to the model."""
+def set_trainable(model, trainable, fine_tune_blocks, backbone):
+    """Apply a phase's ``trainable`` choice (see :func:`training_phases`) to the model of
+    the registry ``backbone``."""
     if trainable == "head":
         freeze_base(model)
     else:
-        unfreeze_base(model, fine_tune_blocks if trainable == "fine-tune" else 0)
+        unfreeze_base(model, fine_tune_blocks if trainable == "fine-tune" else 0, backbone)
 
 
 def run_fingerprint(params, *files):
@@ -181,7 +182,7 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
         if state["epochs_done"] == first:
             # A phase starts with its own layers, optimizer and rate; a run
             # resumed inside a phase keeps the checkpoint's optimizer instead.
-            set_trainable(model, trainable, params["fine_tune_blocks"])
+            set_trainable(model, trainable, params["fine_tune_blocks"], params["backbone"])
             with strategy.scope():
                 compile_model(model, training_loss(params["loss"], stats, params["focal_gamma"]),
                               lr, device, params["deterministic"], monitored)
