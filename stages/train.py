@@ -1,5 +1,6 @@
 """train: the backbone train.backbone names (DenseNet121 by default) with the loss train.loss
-names (per-class weighted BCE by default), resumable, logged with dvclive."""
+names (per-class weighted BCE by default), on the train split resampled as train.resample says
+(not by default), resumable, logged with dvclive."""
 import logging
 
 import keras
@@ -10,7 +11,7 @@ from chestxray.core.paths import (
 )
 from chestxray.core.stage import run_stage
 from chestxray.core.tracking import stage_outputs
-from chestxray.data.dataset import naming_unreadable_images, split_dataset
+from chestxray.data.dataset import naming_unreadable_images, split_dataset, split_training_batches
 from chestxray.data.preprocessing import Preprocessing
 from chestxray.data.split import read_split_file, select_split
 from chestxray.data.stats import read_stats
@@ -43,10 +44,11 @@ def main():
     # batch_size is per replica: each step takes one batch per GPU.
     batch_size = params["batch_size"] * strategy.num_replicas_in_sync
     frames = {name: select_split(labels, split_table, name) for name in ("train", "val")}
-    train_data, val_data = (
-        split_dataset(frames[name], preprocessing, batch_size, shuffle=name == "train",
-                      seed=params["seed"], cache_dir=params["cache_dir"])
-        for name in ("train", "val"))
+    train_data = split_training_batches(frames["train"], preprocessing, batch_size,
+                                        seed=params["seed"], cache_dir=params["cache_dir"],
+                                        resample=params["resample"])
+    val_data = split_dataset(frames["val"], preprocessing, batch_size,
+                             cache_dir=params["cache_dir"])
     monitored = classes_with_both_labels(parse_findings(frames["val"]["Finding Labels"]))
     if not monitored.all():
         log.warning("val split lacks positives or negatives of %s: left out of the val AUC",

@@ -25,6 +25,8 @@ def test_repository_params_are_valid(params):
     ("train", "lr", 0, r"train\.lr = 0 must be a number in \(0, 10\]"),
     ("train", "augment_flip", "yes", r"train\.augment_flip = 'yes' must be true or false"),
     ("split", "test_fraction", 1.5, r"split\.test_fraction = 1\.5 must be a number"),
+    ("train", "resample", "smote", r"^params\.yaml: train\.resample = 'smote' must be one of "
+                                   r"'none', 'oversample', 'undersample'$"),
 ])
 def test_bad_values_are_named(params, section, key, value, message):
     bad = copy.deepcopy(params)

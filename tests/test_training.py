@@ -9,9 +9,12 @@ import pytest
 import tensorflow as tf
 import yaml
 from dvclive import Live
+from PIL import Image
 
 from chestxray.core.errors import PipelineError
 from chestxray.core.params import validate
+from chestxray.data.dataset import TrainingBatches, image_dataset
+from chestxray.data.preprocessing import Preprocessing
 from chestxray.model import callbacks as callbacks_module
 from chestxray.model import training
 from chestxray.model.callbacks import (
@@ -67,12 +70,30 @@ def other_tiny_model():
     return keras.Model(inputs, outputs)
 
 
+class EveryEpoch:
+    """train()'s input (the interface of TrainingBatches) over one dataset that every epoch
+    reads again, as with train.resample none; it logs no prevalence."""
+    steps_per_epoch = None
+
+    def __init__(self, data):
+        self.data = data
+
+    def epochs(self, first, end):
+        return self.data
+
+    def prevalence(self, epoch):
+        return {}
+
+
 def run(params, stats, data, directory, live_dir, fingerprint="run", val=None, monitored=None):
+    """train() on ``data`` (a dataset: every epoch the same; or a TrainingBatches)."""
     state, model = training.resume(directory, fingerprint, tiny_model)
+    batches = EveryEpoch(data) if isinstance(data, tf.data.Dataset) else data
     with Live(str(live_dir), resume=state is not None, dvcyaml=False,
               save_dvc_exp=False) as live:
-        return training.train(model or tiny_model(), data, val or data, params, stats, directory,
-                              live, state=state or new_state(fingerprint), monitored=monitored)
+        return training.train(model or tiny_model(), batches, val or data, params, stats,
+                              directory, live, state=state or new_state(fingerprint),
+                              monitored=monitored)
 
 
 class Interrupted(Exception):
@@ -113,6 +134,60 @@ def test_interrupted_run_resumes_at_the_next_epoch(params, stats, data, tmp_path
     assert [line.split("\t")[0] for line in rows.splitlines()] == ["step", "0", "1"]
     assert sorted(path.name for path in (tmp_path / "ck").iterdir()) == \
         sorted({"state.json", "epoch-0002.keras", state["best_weights"]})
+
+
+@pytest.fixture
+def pngs(tmp_path):
+    """Eight random SIZE x SIZE PNGs and their labels: a No Finding image, a rare finding."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(IMAGES):
+        paths.append(tmp_path / "images" / f"{index}.png")
+        paths[-1].parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)).save(paths[-1])
+    labels = np.zeros((IMAGES, len(FINDINGS)), dtype=np.float32)
+    labels[1:, 0] = 1
+    labels[7, 7] = 1
+    return paths, labels
+
+
+def test_a_resampled_run_resumed_mid_phase_ends_as_an_uninterrupted_one(params, stats, pngs,
+                                                                         tmp_path, monkeypatch):
+    # Frozen head, then fine-tuning: two fit calls, the run dies in the second's second epoch.
+    params = dict(params, epochs=3, freeze_epochs=1, resample="oversample", restore_best=False)
+    preprocessing = Preprocessing(SIZE, "featurewise", 128.0, 64.0)
+    val = image_dataset(*pngs, preprocessing, BATCH)
+
+    def resampled_run(name):
+        batches = TrainingBatches(*pngs, preprocessing, BATCH, seed=0, resample="oversample")
+        return run(params, stats, batches, tmp_path / name, tmp_path / f"{name}-live", val=val)
+
+    keras.utils.set_random_seed(0)
+    uninterrupted, _ = resampled_run("whole")
+    keras.utils.set_random_seed(0)
+    check_batch = StopOnNonFiniteLoss.on_train_batch_end
+
+    def die_in_third_epoch(self, batch, logs=None):
+        check_batch(self, batch, logs)
+        if self.epoch == 2:
+            raise Interrupted
+    monkeypatch.setattr(StopOnNonFiniteLoss, "on_train_batch_end", die_in_third_epoch)
+    with pytest.raises(Interrupted):
+        resampled_run("parts")
+    monkeypatch.undo()
+    resumed, state = resampled_run("parts")
+    assert state["epochs_done"] == 3
+    # The fine-tuning phase's optimizer ran two epochs of n / batch steps each.
+    assert int(resumed.optimizer.iterations) == 2 * (IMAGES // BATCH)
+    for left, right in zip(uninterrupted.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(left, right)
+    batches = TrainingBatches(*pngs, preprocessing, BATCH, seed=0, resample="oversample")
+    for name in ("Hernia", "No Finding"):
+        rows = (tmp_path / "parts-live" / "plots" / "metrics" / "train" / "prevalence" /
+                f"{name}.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows] == ["step", "0", "1", "2"]
+        np.testing.assert_allclose([float(row.split("\t")[1]) for row in rows[1:]],
+                                   [batches.prevalence(epoch)[name] for epoch in range(3)])
 
 
 def test_checkpoint_of_other_params_is_discarded(params, stats, data, tmp_path):

@@ -135,6 +135,7 @@ SCHEMA = {
         "deterministic": _boolean,
         "loss": _choice("weighted_bce", "bce", "focal"),
         "focal_gamma": _number(0, 10),
+        "resample": _choice("none", "oversample", "undersample"),
     },
     "evaluate": {
         "batch_size": _integer(1, 65_536),

@@ -5,7 +5,9 @@ Augmentation is not done here: it is part of the model (see
 training step, instead of competing for the host's CPU cores with decoding.
 """
 import contextlib
+import functools
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +17,9 @@ import tensorflow as tf
 from chestxray.core.errors import PipelineError
 from chestxray.data.images import ImageError, read_gray
 from chestxray.data.preprocessing import DECODE_FAILURES, load_pixels
+from chestxray.data.resampling import (
+    PREVALENCE_NAMES, effective_prevalence, epoch_counts, epoch_shuffle_seed, image_weights,
+)
 from chestxray.nih.labels import parse_findings
 
 # Bump when what the cache holds changes, so older cache files are never read.
@@ -58,6 +63,40 @@ def shuffle_buffer_size(count, image_size):
     return int(max(1, min(count, SHUFFLE_BUFFER_BYTES // (image_size * image_size))))
 
 
+def _training_order(paths, labels, seed, buffer):
+    """``paths`` and ``labels`` permuted once (seeded) when ``buffer`` holds fewer images.
+
+    The cache keeps its first order; mixing it once lets a windowed shuffle
+    buffer draw from the whole set rather than a few patients.
+    """
+    if buffer >= len(paths):
+        return paths, labels
+    order = np.random.default_rng(seed).permutation(len(paths))
+    return [paths[i] for i in order], labels[order]
+
+
+def _cached_images(paths, labels, image_size, cache_dir):
+    """Dataset of ``(uint8 (S, S, 1), float32 (14,))`` in the order of ``paths``.
+
+    Each image is loaded once (:func:`~chestxray.data.preprocessing.load_pixels`);
+    later passes read the cache: memory for ``cache_dir`` "", else
+    :func:`disk_cache_file`.
+    """
+    cache = disk_cache_file(cache_dir, paths, image_size) if cache_dir else ""
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    dataset = dataset.map(lambda path, label: (load_pixels(path, image_size), label),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.cache(cache)
+
+
+def _model_ready(batches, preprocessing):
+    """Batches of uint8 images, normalised to float32 and prefetched."""
+    batches = batches.map(
+        lambda images, label: (preprocessing.normalize(tf.cast(images, tf.float32)), label),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
 def image_dataset(paths, labels, preprocessing, batch_size, *, shuffle=False, seed=0,
                   cache_dir=""):
     """Batches of model-ready images and their labels.
@@ -80,29 +119,101 @@ def image_dataset(paths, labels, preprocessing, batch_size, *, shuffle=False, se
     image_size = preprocessing.image_size
     paths, labels = [str(path) for path in paths], np.asarray(labels, dtype=np.float32)
     buffer = shuffle_buffer_size(len(paths), image_size)
-    if shuffle and buffer < len(paths):
-        # The cache keeps its first order; mixing it once lets a windowed
-        # shuffle buffer draw from the whole set rather than a few patients.
-        order = np.random.default_rng(seed).permutation(len(paths))
-        paths, labels = [paths[i] for i in order], labels[order]
-    cache = disk_cache_file(cache_dir, paths, image_size) if cache_dir else ""
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    dataset = dataset.map(lambda path, label: (load_pixels(path, image_size), label),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.cache(cache)
+    if shuffle:
+        paths, labels = _training_order(paths, labels, seed, buffer)
+    dataset = _cached_images(paths, labels, image_size, cache_dir)
     if shuffle:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    dataset = dataset.map(
-        lambda images, label: (preprocessing.normalize(tf.cast(images, tf.float32)), label),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _model_ready(dataset.batch(batch_size), preprocessing)
 
 
-def split_dataset(frame, preprocessing, batch_size, *, shuffle=False, seed=0, cache_dir=""):
-    """:func:`image_dataset` of one split: a label-table frame with a ``path`` column."""
+def split_dataset(frame, preprocessing, batch_size, *, cache_dir=""):
+    """:func:`image_dataset` of one split, in its order: a label-table frame with a ``path``
+    column."""
     return image_dataset(frame["path"], parse_findings(frame["Finding Labels"]), preprocessing,
-                         batch_size, shuffle=shuffle, seed=seed, cache_dir=cache_dir)
+                         batch_size, cache_dir=cache_dir)
+
+
+class TrainingBatches:
+    """The training split's batches for ``model.fit``, resampled each epoch by ``resample``.
+
+    ``paths``, ``labels``, ``preprocessing``, ``batch_size``, ``seed`` and
+    ``cache_dir`` are as for :func:`image_dataset`; ``resample`` is one of
+    :data:`chestxray.data.resampling.STRATEGIES`.
+
+    ``none``: :func:`image_dataset` shuffled, exactly as before resampling
+    existed: one dataset that ``fit`` iterates again each epoch, every image
+    once. ``oversample`` and ``undersample``: epoch e holds image i
+    ``epoch_counts(weights, seed, e)[i]`` times
+    (:mod:`chestxray.data.resampling`), n images in all, shuffled with
+    ``epoch_shuffle_seed(seed, e)``. The copies are made from the decode cache,
+    after it: no image is decoded twice. An epoch's batches depend on
+    ``seed``, its index and the labels only, so a resumed run gets the epochs
+    an uninterrupted one gets.
+    """
+
+    def __init__(self, paths, labels, preprocessing, batch_size, *, seed=0, cache_dir="",
+                 resample="none"):
+        paths, labels = [str(path) for path in paths], np.asarray(labels, dtype=np.float32)
+        self.resample, self.seed, self.batch_size = resample, seed, batch_size
+        self._preprocessing = preprocessing
+        self._buffer = shuffle_buffer_size(len(paths), preprocessing.image_size)
+        if resample == "none":
+            self.labels, self.steps_per_epoch = labels, None
+            self._every_epoch = image_dataset(paths, labels, preprocessing, batch_size,
+                                              shuffle=True, seed=seed, cache_dir=cache_dir)
+        else:
+            paths, self.labels = _training_order(paths, labels, seed, self._buffer)
+            self._weights = image_weights(self.labels, resample)
+            self._images = _cached_images(paths, self.labels, preprocessing.image_size,
+                                          cache_dir)
+            self.steps_per_epoch = math.ceil(len(paths) / batch_size)
+
+    def counts(self, epoch):
+        """int64 (n,): how many times each image (in the order of ``self.labels``) is in
+        epoch ``epoch``."""
+        if self.resample == "none":
+            return np.ones(len(self.labels), dtype=np.int64)
+        return epoch_counts(self._weights, self.seed, epoch)
+
+    def prevalence(self, epoch):
+        """{finding or "No Finding": share of epoch ``epoch``'s images with it}."""
+        shares = effective_prevalence(self.labels, self.counts(epoch))
+        return dict(zip(PREVALENCE_NAMES, shares.tolist()))
+
+    def epochs(self, first, end):
+        """``model.fit``'s dataset for the epochs ``[first, end)``, with ``fit(...,
+        steps_per_epoch=self.steps_per_epoch)``.
+
+        ``none``: the one reshuffled epoch (``steps_per_epoch`` None: ``fit``
+        reads it to its end each epoch). Otherwise one stream of those epochs,
+        ``steps_per_epoch`` batches each, the last batch of an epoch possibly
+        short, as without resampling.
+        """
+        if self.resample == "none":
+            return self._every_epoch
+        # One dataset per epoch, concatenated, rather than a flat_map over epochs:
+        # that would need a tensor shuffle seed, which tf.data refuses when
+        # TensorFlow's global seed is 0 (train.seed 0).
+        return _model_ready(functools.reduce(tf.data.Dataset.concatenate, map(
+            self._one_epoch, range(first, end))), self._preprocessing)
+
+    def _one_epoch(self, epoch):
+        """Unnormalised batches of resampled epoch ``epoch``: each cached image repeated
+        ``counts(epoch)`` times, then shuffled."""
+        counts = tf.constant(self.counts(epoch))
+        repeated = self._images.enumerate().flat_map(
+            lambda index, image: tf.data.Dataset.from_tensors(image).repeat(counts[index]))
+        return repeated.shuffle(self._buffer, seed=epoch_shuffle_seed(self.seed, epoch)) \
+            .batch(self.batch_size)
+
+
+def split_training_batches(frame, preprocessing, batch_size, *, seed, cache_dir, resample):
+    """:class:`TrainingBatches` of the train split's label-table frame (with a ``path``
+    column)."""
+    return TrainingBatches(frame["path"], parse_findings(frame["Finding Labels"]),
+                           preprocessing, batch_size, seed=seed, cache_dir=cache_dir,
+                           resample=resample)
 
 
 @contextlib.contextmanager

@@ -148,18 +148,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
 class LiveMetrics(keras.callbacks.Callback):
     """Log every epoch's metrics to a dvclive ``Live`` (train/…, eval/…, lr), one step each.
 
-    Unlike dvclive's own Keras callback it does not end the Live when a
-    ``fit`` call ends, so several fits (training phases) log into one run.
+    ``prevalence(epoch)``, ``{name: share}`` of the epoch's training images
+    with each finding (see :meth:`chestxray.data.dataset.TrainingBatches.prevalence`),
+    is logged with them as ``train/prevalence/<name>``. Unlike dvclive's own
+    Keras callback it does not end the Live when a ``fit`` call ends, so
+    several fits (training phases) log into one run.
     """
 
-    def __init__(self, live):
+    def __init__(self, live, prevalence):
         super().__init__()
-        self.live = live
+        self.live, self.prevalence = live, prevalence
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             metric = "lr" if name == "lr" else standardize_metric_name(name, "dvclive.keras")
             self.live.log_metric(metric, float(value))
+        for name, share in self.prevalence(epoch).items():
+            self.live.log_metric(f"train/prevalence/{name}", share)
         self.live.next_step()
 
 

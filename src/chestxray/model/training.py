@@ -167,8 +167,11 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
     ``model`` and ``state`` come from :func:`resume` (a checkpoint's model,
     with its optimizer state, continues at ``state["epochs_done"]``), or are
     a fresh uncompiled model and :func:`chestxray.model.callbacks.new_state`; the
-    model must have been made in ``strategy``'s scope. Every epoch is
-    checkpointed into ``checkpoint_dir`` and logged to the dvclive ``live``.
+    model must have been made in ``strategy``'s scope. ``train_data`` is a
+    :class:`chestxray.data.dataset.TrainingBatches`: each ``fit`` call, one
+    per phase, takes its ``epochs(first, end)`` and ``steps_per_epoch``, and
+    its ``prevalence(epoch)`` is logged. Every epoch is checkpointed into
+    ``checkpoint_dir`` and logged to the dvclive ``live``.
     ``monitored`` selects the classes of the validation AUC (see
     :func:`compile_model`). Returns ``(model, state)`` with the best epoch's
     weights restored when ``params["restore_best"]``.
@@ -194,10 +197,11 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
                                 params["plateau_factor"], params["plateau_patience"]),
             EpochCheckpoint(checkpoint_dir, state,
                             params["early_stopping_patience"] if last_phase else 0),
-            LiveMetrics(live),
+            LiveMetrics(live, train_data.prevalence),
         ]
-        model.fit(train_data, validation_data=val_data, initial_epoch=state["epochs_done"],
-                  epochs=end, verbose=2, callbacks=callbacks)
+        model.fit(train_data.epochs(state["epochs_done"], end),
+                  steps_per_epoch=train_data.steps_per_epoch, validation_data=val_data,
+                  initial_epoch=state["epochs_done"], epochs=end, verbose=2, callbacks=callbacks)
     if params["restore_best"] and state["best_weights"]:
         with warnings.catch_warnings():
             # The weights file holds the optimizer of the best epoch's phase
