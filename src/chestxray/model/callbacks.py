@@ -157,10 +157,19 @@ class LiveMetrics(keras.callbacks.Callback):
         self.live = live
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            metric = "lr" if name == "lr" else standardize_metric_name(name, "dvclive.keras")
-            self.live.log_metric(metric, float(value))
-        self.live.next_step()
+        log_step(self.live, logs or {})
+
+
+def log_step(live, logs):
+    """Log Keras' ``logs`` of one epoch ({name: number}) to ``live`` as one step.
+
+    ``loss``, ``auc`` become ``train/loss``, ``train/auc``; ``val_loss``, ``val_auc``
+    ``eval/loss``, ``eval/auc``, as dvclive's Keras callback names them; ``lr`` stays.
+    """
+    for name, value in logs.items():
+        metric = "lr" if name == "lr" else standardize_metric_name(name, "dvclive.keras")
+        live.log_metric(metric, float(value))
+    live.next_step()
 
 
 def write_state(directory, state):
