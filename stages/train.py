@@ -1,6 +1,7 @@
 """train: the backbone train.backbone names (DenseNet121 by default) with the loss train.loss
 names (per-class weighted BCE by default), on the train split resampled as train.resample says
-(not by default), resumable, logged with dvclive."""
+(not by default), resumable, logged with dvclive; with train.epochs 0, no training: the model
+is the classifier checkpoint train.weights names, its head mapped."""
 import logging
 
 import keras
@@ -19,9 +20,11 @@ from chestxray.model.backbones import backbone_of
 from chestxray.model.callbacks import new_state
 from chestxray.model.distribution import choose_strategy
 from chestxray.model.network import augmentation, build_model
+from chestxray.model.pretrained import initial_model
 from chestxray.model.saved import save_model
 from chestxray.model.training import (
-    clear_checkpoints, configure_tensorflow, portable_copy, resume, run_fingerprint, train,
+    clear_checkpoints, configure_tensorflow, portable_copy, resume, run_fingerprint,
+    score_untrained, train,
 )
 from chestxray.nih import layout
 from chestxray.nih.labels import FINDINGS, classes_with_both_labels, parse_findings
@@ -54,7 +57,7 @@ def main():
         log.warning("val split lacks positives or negatives of %s: left out of the val AUC",
                     ", ".join(name for name, kept in zip(FINDINGS, monitored) if not kept))
 
-    def build(weights=params["weights"]):
+    def build(weights):
         augment = augmentation(params["augment_flip"], params["augment_rotation"],
                                params["augment_zoom"], params["augment_contrast"], params["seed"])
         return build_model(params["image_size"], weights, params["batchnorm_momentum"], augment,
@@ -70,7 +73,9 @@ def main():
                         "afresh", CHECKPOINT_DIR, metrics_staging_dir("train"))
             clear_checkpoints(CHECKPOINT_DIR)
             state = model = None
-        model = model or build()
+        if model is None:
+            model, weights_source = initial_model(build, params)
+            log.info("%s", weights_source)
     resumed_at = state["epochs_done"] if state else 0
     with stage_outputs("train", resume=state is not None) as outputs:
         live = outputs.live
@@ -79,12 +84,20 @@ def main():
                             ("weights", params["weights"]), ("resumed_at_epoch", resumed_at)]:
             live.log_param(name, value)
         with naming_unreadable_images([*frames["train"]["path"], *frames["val"]["path"]]):
-            model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR,
-                                 live, state=state or new_state(fingerprint), strategy=strategy,
-                                 device=device, monitored=monitored)
+            if params["epochs"]:
+                model, state = train(model, train_data, val_data, params, stats, CHECKPOINT_DIR,
+                                     live, state=state or new_state(fingerprint),
+                                     strategy=strategy, device=device, monitored=monitored)
+            else:
+                val_auc = score_untrained(model, val_data, params, stats, live,
+                                          strategy=strategy, device=device, monitored=monitored)
         save_model(portable_copy(model, lambda: build("none")), preprocessing,
                    outputs.path(MODEL_FILE), params["backbone"])
     clear_checkpoints(CHECKPOINT_DIR)
+    if not params["epochs"]:
+        print(f"no training (train.epochs = 0): checkpoint {params['weights']} mapped to this "
+              f"pipeline's class order (val AUC {val_auc:.3f}) -> {MODEL_FILE}")
+        return
     resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
     best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
             if state["best_epoch"] is not None else "no finite val AUC")

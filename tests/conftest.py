@@ -1,4 +1,7 @@
 """Shared paths (the real NIH material beside the repository, when present) and fixtures."""
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,3 +55,23 @@ def fuzz_folders(tmp_path_factory):
     """(template working folder, folder for the fuzz cases' copies); tests/fuzz_harness.py."""
     from fuzz_harness import make_template
     return make_template(tmp_path_factory.mktemp("template")), tmp_path_factory.mktemp("cases")
+
+
+def stage_process(stage, cwd, *, check=False, **options):
+    """Run ``stages/<stage>.py`` in ``cwd``; the CompletedProcess, output captured as text."""
+    return subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")],
+                          cwd=cwd, capture_output=True, text=True, check=check, **options)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A folder where download and split have run on a small embedded study."""
+    from repos import set_params
+    root = tmp_path_factory.mktemp("workspace")
+    shutil.copy(REPO / "params.yaml", root)
+    set_params(root, {"download.image_size": 64, "split.min_positive_patients": 1})
+    subprocess.run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data",
+                    "--patients", "30", "--min-positive-patients", "1"], cwd=root, check=True)
+    for stage in ("download", "split"):
+        stage_process(stage, root, check=True)
+    return root

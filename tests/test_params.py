@@ -19,7 +19,7 @@ def test_repository_params_are_valid(params):
 
 
 @pytest.mark.parametrize("section, key, value, message", [
-    ("train", "epochs", -1, r"train\.epochs = -1 must be an integer in \[1, 10000\]"),
+    ("train", "epochs", -1, r"train\.epochs = -1 must be an integer in \[0, 10000\]"),
     ("download", "source", "ftp", r"download\.source = 'ftp' must be one of 'embedded', 'nih'"),
     ("train", "image_size", 100, r"train\.image_size = 100 must be a multiple of 32"),
     ("train", "lr", 0, r"train\.lr = 0 must be a number in \(0, 10\]"),

@@ -13,31 +13,12 @@ import pytest
 from chestxray.core.errors import PipelineError
 from chestxray.core.stage import failure_message
 
-from conftest import REPO, snapshot
+from conftest import REPO, snapshot, stage_process
 from repos import set_params
 
 PR_CAPBSET_DROP = 24
 # Capabilities that let root ignore file permissions.
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A folder where download and split have run on a small embedded study."""
-    root = tmp_path_factory.mktemp("workspace")
-    shutil.copy(REPO / "params.yaml", root)
-    set_params(root, {"download.image_size": 64, "split.min_positive_patients": 1})
-    subprocess.run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data",
-                    "--patients", "30", "--min-positive-patients", "1"], cwd=root, check=True)
-    for stage in ("download", "split"):
-        stage_process(stage, root, check=True)
-    return root
-
-
-def stage_process(stage, cwd, *, check=False, **options):
-    """Run ``stages/<stage>.py`` in ``cwd``; the CompletedProcess, output captured as text."""
-    return subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")],
-                          cwd=cwd, capture_output=True, text=True, check=check, **options)
 
 
 def obey_file_permissions():

@@ -1,12 +1,14 @@
 """Load ``params.yaml`` and validate every value before any work starts."""
 import difflib
 import reprlib
+from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from chestxray.core.errors import PipelineError
 from chestxray.core.paths import PARAMS_FILE
+from chestxray.nih.labels import FINDINGS
 
 # Every backbone (chestxray.model.backbones) halves the resolution five times:
 # inputs are multiples of 32.
@@ -62,6 +64,22 @@ def _weights(value):
         return "must be 'imagenet', 'none' or the path of a weights file"
 
 
+def _head_order(value):
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        return (f"must be a list of the {len(FINDINGS)} finding names in the order of the "
+                "checkpoint's head ([] = this pipeline's order)")
+    if not value:
+        return None
+    problems = [(word, names) for word, names in [
+        ("missing", [name for name in FINDINGS if name not in value]),
+        ("unknown", [name for name in value if name not in FINDINGS]),
+        ("repeated", [name for name, count in Counter(value).items() if count > 1])] if names]
+    if problems:
+        return (f"must name each of the {len(FINDINGS)} findings once, in the order of the "
+                "checkpoint's head ([] = this pipeline's order): " + "; ".join(
+                    f"{word} {', '.join(map(repr, names))}" for word, names in problems))
+
+
 def _nih_urls(value):
     # The nih source checks the URLs themselves when it resolves them.
     if not isinstance(value, (str, list, dict)):
@@ -112,7 +130,9 @@ SCHEMA = {
         # stage (chestxray.model.backbones.backbone_of), which alone imports it.
         "backbone": _text,
         "weights": _weights,
-        "epochs": _integer(1, 10_000),
+        "weights_findings": _head_order,
+        # 0: no training, the model is the classifier checkpoint train.weights names.
+        "epochs": _integer(0, 10_000),
         "batch_size": _integer(1, 65_536),
         "lr": _number(0, 10, low_open=True),
         "batchnorm_momentum": _number(0, 1),
@@ -163,8 +183,21 @@ def _split_fractions(values):
                 f"training split")
 
 
+def _no_training_needs_a_checkpoint(values):
+    if values["epochs"] == 0 and values["weights"] in ("imagenet", "none"):
+        return (f"train.epochs = 0 (no training) needs train.weights to be a full classifier "
+                f"checkpoint file, not {_shown(values['weights'])}")
+
+
+def _head_order_needs_a_checkpoint(values):
+    if values["weights_findings"] and values["weights"] in ("imagenet", "none"):
+        return (f"train.weights_findings orders the head of a classifier checkpoint, and "
+                f"train.weights = {_shown(values['weights'])} has none: set it to []")
+
+
 # Checks of several keys of one section, run once each key is valid.
-SECTION_CHECKS = {"split": [_split_fractions]}
+SECTION_CHECKS = {"split": [_split_fractions],
+                  "train": [_no_training_needs_a_checkpoint, _head_order_needs_a_checkpoint]}
 
 # Values are shown short: a YAML value may be a huge (or self-referencing) structure.
 _SHORT = reprlib.Repr()

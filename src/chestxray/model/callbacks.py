@@ -160,12 +160,21 @@ class LiveMetrics(keras.callbacks.Callback):
         self.live, self.prevalence = live, prevalence
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            metric = "lr" if name == "lr" else standardize_metric_name(name, "dvclive.keras")
-            self.live.log_metric(metric, float(value))
         for name, share in self.prevalence(epoch).items():
             self.live.log_metric(f"train/prevalence/{name}", share)
-        self.live.next_step()
+        log_step(self.live, logs or {})
+
+
+def log_step(live, logs):
+    """Log Keras' ``logs`` of one epoch ({name: number}) to ``live`` as one step.
+
+    ``loss``, ``auc`` become ``train/loss``, ``train/auc``; ``val_loss``, ``val_auc``
+    ``eval/loss``, ``eval/auc``, as dvclive's Keras callback names them; ``lr`` stays.
+    """
+    for name, value in logs.items():
+        metric = "lr" if name == "lr" else standardize_metric_name(name, "dvclive.keras")
+        live.log_metric(metric, float(value))
+    live.next_step()
 
 
 def write_state(directory, state):

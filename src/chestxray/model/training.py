@@ -13,7 +13,8 @@ import tensorflow as tf
 from chestxray.core.errors import PipelineError
 from chestxray.model.auc import MonitoredAUC
 from chestxray.model.callbacks import (
-    EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, read_state, start_phase,
+    EpochCheckpoint, LearningRateControl, LiveMetrics, StopOnNonFiniteLoss, log_step, read_state,
+    start_phase,
 )
 from chestxray.model.losses import training_loss
 from chestxray.model.network import freeze_base, unfreeze_base
@@ -78,6 +79,13 @@ def training_phases(params):
     if frozen < epochs:
         phases.append((frozen, epochs, params["fine_tune_lr"], "fine-tune"))
     return phases
+
+
+def compile_for_params(model, params, stats, lr, strategy, device, monitored):
+    """:func:`compile_model` with the loss of the ``train`` params, in ``strategy``'s scope."""
+    with strategy.scope():
+        compile_model(model, training_loss(params["loss"], stats, params["focal_gamma"]), lr,
+                      device, params["deterministic"], monitored)
 
 
 def set_trainable(model, trainable, fine_tune_blocks, backbone):
@@ -186,9 +194,7 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
             # A phase starts with its own layers, optimizer and rate; a run
             # resumed inside a phase keeps the checkpoint's optimizer instead.
             set_trainable(model, trainable, params["fine_tune_blocks"], params["backbone"])
-            with strategy.scope():
-                compile_model(model, training_loss(params["loss"], stats, params["focal_gamma"]),
-                              lr, device, params["deterministic"], monitored)
+            compile_for_params(model, params, stats, lr, strategy, device, monitored)
             start_phase(state, lr)
         last_phase = end == params["epochs"]
         callbacks = [
@@ -210,6 +216,22 @@ def train(model, train_data, val_data, params, stats, checkpoint_dir, live, *,
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             model.load_weights(checkpoint_dir / state["best_weights"])
     return model, state
+
+
+def score_untrained(model, val_data, params, stats, live, *, strategy=None, device="CPU",
+                    monitored=None):
+    """The validation mean AUC of ``model`` as it is, logged with its loss as the run's one step.
+
+    ``train.epochs`` 0 trains nothing, so this one step (``eval/loss``, ``eval/auc``,
+    step 0) is the run's dvclive log: the metrics and plots of the train stage exist as
+    after training, and say how the checkpoint scores on this data. ``monitored`` as in
+    :func:`compile_model`.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    compile_for_params(model, params, stats, params["lr"], strategy, device, monitored)
+    scores = model.evaluate(val_data, verbose=0, return_dict=True)
+    log_step(live, {f"val_{name}": value for name, value in scores.items()})
+    return scores["auc"]
 
 
 def portable_copy(model, build):
