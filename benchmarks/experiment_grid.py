@@ -1,0 +1,131 @@
+"""Benchmark: the experiment grid of issue 13, queued with `dvc exp run --queue`.
+
+Usage: python benchmarks/experiment_grid.py [--seeds 42 1 2] [--resample none oversample
+       undersample] [--loss weighted_bce bce focal] [--backbones densenet169 ...] [--set K=V ...]
+
+Queues, in the repository it runs in, one experiment per cell of `train.resample` x
+`train.loss` x `train.seed`, and one per backbone with the default recipe and the first seed;
+`--set` adds `-S K=V` to every one (e.g. `--set download.local_dir=...` for the real sample).
+Each runs up to the evaluate stage (Grad-CAM is not needed for the table), one at a time
+(`dvc queue start -j 1`), so the epoch times are those of the whole machine. Then prints
+Markdown tables:
+- per cell: mean test AUC, mean ± sd over the seeds, and each seed's patient-level bootstrap
+  95% interval; the difference from the default cell (none x weighted_bce) against the noise of
+  two seed means (2 x sqrt(sd_cell^2/k + sd_default^2/k), k seeds);
+- per backbone: mean test AUC with its interval, the median epoch time after the first (which
+  traces the graph) and the training images/s that gives (validation included), from Keras'
+  epoch lines in the experiment's log.
+"""
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+
+EVALUATE_METRICS = "metrics/evaluate/metrics.json"
+DEFAULT_CELL = ("none", "weighted_bce")
+# Keras' verbose=2 epoch line: "59/59 - 32s - 540ms/step - auc: ...".
+EPOCH_LINE = re.compile(r"^(\d+)/\1 - (\d+)s - ", re.MULTILINE)
+
+
+def dvc(*arguments):
+    return subprocess.run(["dvc", *arguments], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def queue(name, overrides):
+    dvc("exp", "run", "--queue", "--name", name,
+        *[item for key, value in overrides.items() for item in ("-S", f"{key}={value}")],
+        "evaluate")
+
+
+def experiment_results(names):
+    """{name: (evaluate metrics, train params)} from `dvc exp show --json`."""
+    found = {}
+    for commit in json.loads(dvc("exp", "show", "--json")):
+        for experiment in commit.get("experiments") or []:
+            for revision in experiment.get("revs", []):
+                if revision.get("name") in names:
+                    data = revision["data"]
+                    found[revision["name"]] = (
+                        data["metrics"][EVALUATE_METRICS]["data"],
+                        data["params"]["params.yaml"]["data"]["train"])
+    return found
+
+
+def epoch_seconds(log):
+    """Seconds of each epoch after the first, and the steps of one, from a queue log."""
+    epochs = [(int(steps), int(seconds)) for steps, seconds in EPOCH_LINE.findall(log)]
+    return [seconds for _, seconds in epochs[1:]], (epochs[0][0] if epochs else 0)
+
+
+def interval(summary):
+    return f"{summary['mean_auc']:.3f} ({summary['mean_auc_low']:.3f}–{summary['mean_auc_high']:.3f})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--resample", nargs="+", default=["none", "oversample", "undersample"])
+    parser.add_argument("--loss", nargs="+", default=["weighted_bce", "bce", "focal"])
+    parser.add_argument("--backbones", nargs="*",
+                        default=["densenet169", "densenet201", "resnet50v2", "efficientnetv2b0",
+                                 "convnext_tiny", "mobilenetv3small", "mobilenetv3large"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    common = dict(item.split("=", 1) for item in args.set)
+    cells = {f"{resample}-{loss}-s{seed}": (resample, loss, seed)
+             for resample in args.resample for loss in args.loss for seed in args.seeds}
+    backbones = {f"backbone-{name}": name for name in args.backbones}
+    first_default = f"{DEFAULT_CELL[0]}-{DEFAULT_CELL[1]}-s{args.seeds[0]}"
+    for name, (resample, loss, seed) in cells.items():
+        queue(name, {**common, "train.resample": resample, "train.loss": loss,
+                     "train.seed": seed})
+    for name, backbone in backbones.items():
+        queue(name, {**common, "train.backbone": backbone, "train.seed": args.seeds[0]})
+    dvc("queue", "start", "-j", "1")
+    logs = {name: dvc("queue", "logs", "--follow", name) for name in [*cells, *backbones]}
+    results = experiment_results(set(logs))
+    missing = sorted(set(logs) - set(results))
+    if missing:
+        print(f"no metrics for {missing}: see `dvc queue status`")
+
+    seeds = len(args.seeds)
+    means = {}
+    for name, (resample, loss, _) in cells.items():
+        if name in results:
+            means.setdefault((resample, loss), []).append((name, results[name][0]["summary"]))
+    print(f"| train.resample | train.loss | mean test AUC, mean ± sd over {seeds} seeds | "
+          "each seed (95% CI) | vs default | noise (2 sd of the difference) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    default = [summary["mean_auc"] for _, summary in means.get(DEFAULT_CELL, [])]
+    for cell, runs in means.items():
+        values = [summary["mean_auc"] for _, summary in runs]
+        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+        difference = noise = float("nan")
+        if len(default) > 1 and len(values) > 1:
+            difference = statistics.mean(values) - statistics.mean(default)
+            noise = 2 * math.sqrt(spread ** 2 / len(values)
+                                  + statistics.stdev(default) ** 2 / len(default))
+        print(f"| {cell[0]} | {cell[1]} | {statistics.mean(values):.3f} ± {spread:.3f} | "
+              + "; ".join(interval(summary) for _, summary in runs)
+              + f" | {difference:+.3f} | {noise:.3f} |")
+
+    print()
+    print("| train.backbone | mean test AUC (95% CI) | epoch time after the first (s) | "
+          "training images/s |")
+    print("| --- | --- | --- | --- |")
+    # The default backbone's row is the default cell's run with the first seed.
+    for name, backbone in {first_default: "densenet121 (default)", **backbones}.items():
+        if name not in results:
+            continue
+        metrics, train = results[name]
+        times, steps = epoch_seconds(logs[name])
+        epoch = statistics.median(times) if times else float("nan")
+        rate = steps * train["batch_size"] / epoch if times else float("nan")
+        print(f"| {backbone} | {interval(metrics['summary'])} | {epoch:.0f} | {rate:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
