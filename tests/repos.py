@@ -13,8 +13,8 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 LEFT_BEHIND = {".git", ".venv", "outputs", "metrics", "data", "downloads", ".pytest_cache",
                "dvc.lock", "__pycache__"}
 # Small enough for a full `dvc repro` in about a minute on 2 CPU cores. EfficientNetV2B0's
-# first training step (tracing included) takes two thirds of DenseNet121's (28 s vs 43 s at
-# 32 px), and the pipeline's mechanics do not depend on the backbone; the default's are checked
+# first epoch, tracing included, takes 0.63 of DenseNet121's (23 s vs 37 s at 32 px,
+# benchmarks/backbones.py), and the pipeline's mechanics do not depend on the backbone; the default's are checked
 # by `dvc repro` itself and tests/test_backbones.py. The faster MobileNetV3 gives every image
 # the same scores after so few steps (docs/training.md#the-backbone).
 TINY_PARAMS = {"download.image_size": 64, "split.min_positive_patients": 1,

@@ -91,7 +91,8 @@ class Plan:
 
 
 # The training chains check files, checkpoints and epochs, not scores: the fastest backbone to
-# trace (MobileNetV3Small, 14 s vs the tiny study's EfficientNetV2B0 28 s) serves them.
+# trace (MobileNetV3Small, 13 s vs the tiny study's EfficientNetV2B0 23 s; benchmarks/backbones.py)
+# serves them.
 FAST_TRAINING = {"train.backbone": "mobilenetv3small"}
 
 PLANS = {
