@@ -17,6 +17,8 @@ from chestxray.nih import layout
 from chestxray.nih.labels import FINDINGS, OFFICIAL_NO_FINDING, OFFICIAL_PREVALENCE, parse_findings
 from chestxray.nih.layout import RELEASE_SIZE
 
+from faults import in_a_terminal
+
 
 @pytest.fixture(scope="module")
 def study():
@@ -132,8 +134,10 @@ def test_ctrl_c_leaves_no_traceback_from_the_render_workers():
               "except KeyboardInterrupt:\n"
               "    pool.shutdown()\n"
               "    sys.exit('interrupted')\n")
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # in_a_terminal: launched as a background job, Python would start with SIGINT ignored.
+    process = subprocess.Popen(in_a_terminal([sys.executable, "-c", script]),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     assert process.stdout.readline() == "ready\n"
     time.sleep(0.5)  # the workers are back waiting on the call queue
     os.killpg(process.pid, signal.SIGINT)

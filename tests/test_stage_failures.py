@@ -14,6 +14,7 @@ from chestxray.core.errors import PipelineError
 from chestxray.core.stage import failure_message
 
 from conftest import REPO, snapshot, stage_process
+from faults import in_a_terminal
 from repos import set_params
 
 PR_CAPBSET_DROP = 24
@@ -128,8 +129,9 @@ def test_ctrl_c_is_one_line_and_exit_130(workspace):
               "split.split_patients = interrupted\n"
               f"runpy.run_path({str(REPO / 'stages' / 'split.py')!r}, run_name='__main__')\n")
     before = snapshot(workspace / "outputs")
-    result = subprocess.run([sys.executable, "-c", script], cwd=workspace, capture_output=True,
-                            text=True)
+    # in_a_terminal: launched as a background job, Python would start with SIGINT ignored.
+    result = subprocess.run(in_a_terminal([sys.executable, "-c", script]), cwd=workspace,
+                            capture_output=True, text=True)
     assert result.returncode == 130
     assert result.stderr.splitlines()[-1].startswith("error: interrupted; ")
     assert "Traceback" not in result.stderr
