@@ -7,15 +7,14 @@ train params build, and its head is mapped by class name: ``train.weights_findin
 lists the head's classes in order, and the head's kernel columns and bias entries are
 permuted so that output i is ``FINDINGS[i]``.
 """
-import zipfile
 from pathlib import Path
 
 import h5py
-import keras
 import numpy as np
 
 from chestxray.core.errors import PipelineError
 from chestxray.model.network import HEAD, resolve_weights
+from chestxray.model.saved import load_keras_archive
 from chestxray.nih.labels import FINDINGS
 
 # Keras reads a .h5 or .hdf5 file as Keras 2's (legacy) format, unless it ends in
@@ -102,15 +101,8 @@ def classifier_checkpoint(path):
     """
     path = Path(path)
     if path.suffix == ".keras":
-        if not zipfile.is_zipfile(path):
-            # Keras reports any file that is not a zip archive as "File not found".
-            raise WeightsFileError(f"train.weights: {path}: not a .keras model archive "
-                                   "(damaged, truncated or another kind of file)")
-        try:
-            source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
-            raise WeightsFileError(f"train.weights: {path}: cannot load the model "
-                                   f"({error})") from error
+        source = load_keras_archive(
+            path, lambda message: WeightsFileError(f"train.weights: {message}"), compile=False)
         checkpoint = (".keras model", [tuple(weight.shape) for weight in source.weights],
                       lambda model: model.set_weights(source.get_weights()))
     elif path.suffix in LEGACY_SUFFIXES and not path.name.endswith(KERAS3_WEIGHTS_SUFFIX):

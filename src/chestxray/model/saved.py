@@ -48,6 +48,23 @@ def read_record(path):
         raise ModelFileError(f"{path}: cannot read the model's record ({error})") from error
 
 
+def load_keras_archive(path, error, **options):
+    """The Keras model saved at ``path`` (a ``.keras`` archive), loaded in safe mode.
+
+    ``options`` go to ``keras.saving.load_model``. A file that is no zip archive, or
+    that Keras cannot load, raises ``error(message)``, the message one line starting
+    with ``path``.
+    """
+    if not zipfile.is_zipfile(path):
+        # Keras reports any file that is not a zip archive as "File not found".
+        raise error(f"{path}: not a .keras model archive (damaged, truncated or another kind "
+                    "of file)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, **options)
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as problem:
+        raise error(f"{path}: cannot load the model ({problem})") from problem
+
+
 def load_model(path):
     """The trained model at ``path`` and its preprocessing, loaded in safe mode.
 
@@ -58,14 +75,7 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found (run the train stage, or pass --model)")
-    if not zipfile.is_zipfile(path):
-        # Keras reports any file that is not a zip archive as "File not found".
-        raise ModelFileError(f"{path}: not a .keras model archive (damaged, truncated or "
-                             "another kind of file)")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{path}: cannot load the model ({error})") from error
+    model = load_keras_archive(path, ModelFileError)
     inputs, outputs = model.input_shape, model.output_shape
     if len(inputs) != 4 or inputs[-1] != 1 or outputs[-1] != len(FINDINGS):
         raise ModelFileError(f"{path}: not this pipeline's classifier: it maps {inputs} to "
