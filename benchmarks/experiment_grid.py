@@ -18,21 +18,15 @@ Markdown tables:
   trained: a run whose params equal the committed ones is restored without training).
 """
 import argparse
-import json
 import math
 import re
 import statistics
-import subprocess
 
-EVALUATE_METRICS = "metrics/evaluate/metrics.json"
+from dvc_experiments import EVALUATE_METRICS, dvc, experiment_data
+
 DEFAULT_CELL = ("none", "weighted_bce")
 # Keras' verbose=2 epoch line: "59/59 - 32s - 540ms/step - auc: ...".
 EPOCH_LINE = re.compile(r"^(\d+)/\1 - (\d+)s - ", re.MULTILINE)
-
-
-def dvc(*arguments):
-    return subprocess.run(["dvc", *arguments], check=True, capture_output=True,
-                          text=True).stdout
 
 
 def queue(name, overrides):
@@ -43,16 +37,9 @@ def queue(name, overrides):
 
 def experiment_results(names):
     """{name: (evaluate metrics, train params)} from `dvc exp show --json`."""
-    found = {}
-    for commit in json.loads(dvc("exp", "show", "--json")):
-        for experiment in commit.get("experiments") or []:
-            for revision in experiment.get("revs", []):
-                if revision.get("name") in names:
-                    data = revision["data"]
-                    found[revision["name"]] = (
-                        data["metrics"][EVALUATE_METRICS]["data"],
-                        data["params"]["params.yaml"]["data"]["train"])
-    return found
+    return {name: (data["metrics"][EVALUATE_METRICS]["data"],
+                   data["params"]["params.yaml"]["data"]["train"])
+            for name, data in experiment_data(names).items()}
 
 
 def epoch_seconds(log):

@@ -9,30 +9,17 @@ each seed, their mean and standard deviation, and the standard deviation of each
 A pull-request change smaller than this spread is not shown to matter by one training run.
 """
 import argparse
-import json
 import statistics
-import subprocess
+
+from dvc_experiments import EVALUATE_METRICS, dvc, experiment_data
 
 from chestxray.nih.labels import FINDINGS
-
-EVALUATE_METRICS = "metrics/evaluate/metrics.json"
-
-
-def dvc(*arguments):
-    return subprocess.run(["dvc", *arguments], check=True, capture_output=True,
-                          text=True).stdout
 
 
 def experiment_metrics(names):
     """{experiment name: metrics of the evaluate stage} from `dvc exp show --json`."""
-    found = {}
-    for commit in json.loads(dvc("exp", "show", "--json")):
-        for experiment in commit.get("experiments") or []:
-            for revision in experiment.get("revs", []):
-                if revision.get("name") in names:
-                    data = revision["data"]["metrics"][EVALUATE_METRICS]["data"]
-                    found[revision["name"]] = data
-    return found
+    return {name: data["metrics"][EVALUATE_METRICS]["data"]
+            for name, data in experiment_data(names).items()}
 
 
 def main():
