@@ -49,7 +49,8 @@ def epoch_seconds(log):
 
 
 def interval(summary):
-    return f"{summary['mean_auc']:.3f} ({summary['mean_auc_low']:.3f}–{summary['mean_auc_high']:.3f})"
+    return (f"{summary['mean_auc']:.3f} "
+            f"({summary['mean_auc_low']:.3f}–{summary['mean_auc_high']:.3f})")
 
 
 def main():

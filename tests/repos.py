@@ -14,9 +14,10 @@ LEFT_BEHIND = {".git", ".venv", "outputs", "metrics", "data", "downloads", ".pyt
                "dvc.lock", "__pycache__"}
 # Small enough for a full `dvc repro` in about a minute on 2 CPU cores. EfficientNetV2B0's
 # first epoch, tracing included, takes 0.63 of DenseNet121's (23 s vs 37 s at 32 px,
-# benchmarks/backbones.py), and the pipeline's mechanics do not depend on the backbone; the default's are checked
-# by `dvc repro` itself and tests/test_backbones.py. The faster MobileNetV3 gives every image
-# the same scores after so few steps (docs/training.md#the-backbone).
+# benchmarks/backbones.py), and the pipeline's mechanics do not depend on the backbone; the
+# default's are checked by `dvc repro` itself and tests/test_backbones.py. The faster
+# MobileNetV3 gives every image the same scores after so few steps
+# (docs/training.md#the-backbone).
 TINY_PARAMS = {"download.image_size": 64, "split.min_positive_patients": 1,
                "train.image_size": 32, "train.backbone": "efficientnetv2b0",
                "train.epochs": 1, "train.batch_size": 16,
