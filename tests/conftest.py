@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -38,16 +39,26 @@ def snapshot(folder):
 
 
 @pytest.fixture(scope="session")
-def tiny_repro(tmp_path_factory):
+def tiny_repro(tmp_path_factory, worker_id):
     """A repository of this working tree with a tiny study, fully reproduced and committed.
 
-    ``(path, log)``: ``log`` is the output of its one `dvc repro`. Made once per session (a
+    ``(path, log)``: ``log`` is the output of its one `dvc repro`. Made once per test run (a
     full repro costs minutes) and shared: tests clone it (``repos.clone_sharing_cache``)
-    and never change it. Its DVC cache holds every output.
+    and never change it. Its DVC cache holds every output. Under pytest-xdist the first
+    worker to ask makes it in the run's common temp folder while the others wait on a lock.
     """
     from repos import clone_working_tree, reproduce_tiny_study
-    path = clone_working_tree(tmp_path_factory.mktemp("tiny"))
-    return TinyRepro(path, reproduce_tiny_study(path))
+    run_root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        run_root = run_root.parent
+    path, log = run_root / "tiny", run_root / "tiny-repro.log"
+    with FileLock(run_root / "tiny.lock"):
+        if not log.exists():
+            # A worker that failed to make it leaves a partial folder for the next to replace.
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            log.write_text(reproduce_tiny_study(clone_working_tree(path)))
+    return TinyRepro(path, log.read_text())
 
 
 @pytest.fixture(scope="module")
