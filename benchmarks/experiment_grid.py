@@ -1,18 +1,21 @@
 """Benchmark: the experiment grid of issue 13, queued with `dvc exp run --queue`.
 
 Usage: python benchmarks/experiment_grid.py [--seeds 42 1 2] [--resample none oversample
-       undersample] [--loss weighted_bce bce focal] [--backbones densenet169 ...] [--set K=V ...]
+       undersample] [--loss weighted_bce bce focal] [--backbones densenet169 ...]
+       [--backbone-seed 42] [--set K=V ...] [--jobs 1]
 
 Queues, in the repository it runs in, one experiment per cell of `train.resample` x
-`train.loss` x `train.seed`, and one per backbone with the default recipe and the first seed;
-`--set` adds `-S K=V` to every one (e.g. `--set download.local_dir=...` for the real sample).
-Each runs up to the evaluate stage (Grad-CAM is not needed for the table), one at a time
-(`dvc queue start -j 1`), so the epoch times are those of the whole machine. Then prints
-Markdown tables:
+`train.loss` x `train.seed`, and one per backbone with the default recipe and
+`--backbone-seed` (the first seed unless given); `--set` adds `-S K=V` to every one (e.g.
+`--set download.local_dir=...` for the real sample). An experiment whose name exists already
+is not queued again, so a grid can be made in parts and rerun to print its tables. Each runs
+up to the evaluate stage (Grad-CAM is not needed for the table), `--jobs` at a time (1 by
+default, so the epoch times are those of the whole machine). Then prints Markdown tables:
 - per cell: mean test AUC, mean ± sd over the seeds, and each seed's patient-level bootstrap
   95% interval; the difference from the default cell (none x weighted_bce) against the noise of
   two seed means (2 x sqrt(sd_cell^2/k + sd_default^2/k), k seeds);
-- per backbone: mean test AUC with its interval, the median epoch time after the first (which
+- per backbone: mean test AUC with its interval (DenseNet121's: the default cell's run with
+  the same seed), the median epoch time after the first (which
   traces the graph) and the training images/s that gives (validation included), from Keras'
   epoch lines in the experiment's log (DenseNet121's from the first default-recipe run that
   trained: a run whose params equal the committed ones is restored without training).
@@ -21,12 +24,17 @@ import argparse
 import math
 import re
 import statistics
+import subprocess
 
 from dvc_experiments import EVALUATE_METRICS, dvc, experiment_data
 
 DEFAULT_CELL = ("none", "weighted_bce")
 # Keras' verbose=2 epoch line: "59/59 - 32s - 540ms/step - auc: ...".
 EPOCH_LINE = re.compile(r"^(\d+)/\1 - (\d+)s - ", re.MULTILINE)
+
+
+def cell_name(resample, loss, seed):
+    return f"{resample}-{loss}-s{seed}"
 
 
 def queue(name, overrides):
@@ -40,6 +48,15 @@ def experiment_results(names):
     return {name: (data["metrics"][EVALUATE_METRICS]["data"],
                    data["params"]["params.yaml"]["data"]["train"])
             for name, data in experiment_data(names).items()}
+
+
+def queue_log(name):
+    """The queue's log of experiment ``name`` once it has run; "" when the queue has none (an
+    experiment made before `dvc queue remove --done`)."""
+    try:
+        return dvc("queue", "logs", "--follow", name)
+    except subprocess.CalledProcessError:
+        return ""
 
 
 def epoch_seconds(log):
@@ -61,20 +78,29 @@ def main():
     parser.add_argument("--backbones", nargs="*",
                         default=["densenet169", "densenet201", "resnet50v2", "efficientnetv2b0",
                                  "convnext_tiny", "mobilenetv3small", "mobilenetv3large"])
+    parser.add_argument("--backbone-seed", type=int)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     common = dict(item.split("=", 1) for item in args.set)
-    cells = {f"{resample}-{loss}-s{seed}": (resample, loss, seed)
+    cells = {cell_name(resample, loss, seed): (resample, loss, seed)
              for resample in args.resample for loss in args.loss for seed in args.seeds}
-    backbones = {f"backbone-{name}": name for name in args.backbones}
-    default_runs = [f"{DEFAULT_CELL[0]}-{DEFAULT_CELL[1]}-s{seed}" for seed in args.seeds]
-    for name, (resample, loss, seed) in cells.items():
-        queue(name, {**common, "train.resample": resample, "train.loss": loss,
-                     "train.seed": seed})
-    for name, backbone in backbones.items():
-        queue(name, {**common, "train.backbone": backbone, "train.seed": args.seeds[0]})
-    dvc("queue", "start", "-j", "1")
-    logs = {name: dvc("queue", "logs", "--follow", name) for name in [*cells, *backbones]}
+    backbone_seed = args.seeds[0] if args.backbone_seed is None else args.backbone_seed
+    backbones = {f"backbone-{name}-s{backbone_seed}": name for name in args.backbones}
+    # DenseNet121's row in the backbone table: the default cell with the backbones' seed.
+    default_run = cell_name(*DEFAULT_CELL, backbone_seed)
+    overrides = {name: {"train.resample": resample, "train.loss": loss, "train.seed": seed}
+                 for name, (resample, loss, seed) in cells.items()}
+    if backbones:
+        overrides.setdefault(default_run, {"train.seed": backbone_seed})
+    overrides.update({name: {"train.backbone": backbone, "train.seed": backbone_seed}
+                      for name, backbone in backbones.items()})
+    made = set(experiment_data(set(overrides)))
+    for name, settings in overrides.items():
+        if name not in made:
+            queue(name, {**common, **settings})
+    dvc("queue", "start", "-j", str(args.jobs))
+    logs = {name: queue_log(name) for name in overrides}
     results = experiment_results(set(logs))
     missing = sorted(set(logs) - set(results))
     if missing:
@@ -105,13 +131,14 @@ def main():
     print("| train.backbone | mean test AUC (95% CI) | epoch time after the first (s) | "
           "training images/s |")
     print("| --- | --- | --- | --- |")
-    # The default backbone's row: the default cell's AUC with the first seed, and the epoch
-    # times of its first run that trained (one whose params equal the committed run's is
+    # The default backbone's row: the default cell's AUC with the backbones' seed, and the
+    # epoch times of its first default-recipe run that trained (one whose params equal the committed run's is
     # restored by DVC without training, and has no epoch lines).
-    trained = [name for name in default_runs if epoch_seconds(logs[name])[0]]
-    timing = {default_runs[0]: trained[0] if trained else default_runs[0],
+    trained = [name for name in overrides
+               if name.startswith(cell_name(*DEFAULT_CELL, "")) and epoch_seconds(logs[name])[0]]
+    timing = {default_run: trained[0] if trained else default_run,
               **{name: name for name in backbones}}
-    for name, backbone in {default_runs[0]: "densenet121 (default)", **backbones}.items():
+    for name, backbone in {default_run: "densenet121 (default)", **backbones}.items():
         if name not in results:
             continue
         metrics, train = results[name]
