@@ -83,8 +83,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     common = dict(item.split("=", 1) for item in args.set)
+    # Seed by seed, so that a grid stopped early has every cell with its first seeds.
     cells = {cell_name(resample, loss, seed): (resample, loss, seed)
-             for resample in args.resample for loss in args.loss for seed in args.seeds}
+             for seed in args.seeds for resample in args.resample for loss in args.loss}
     backbone_seed = args.seeds[0] if args.backbone_seed is None else args.backbone_seed
     backbones = {f"backbone-{name}-s{backbone_seed}": name for name in args.backbones}
     # DenseNet121's row in the backbone table: the default cell with the backbones' seed.
