@@ -25,6 +25,7 @@ import math
 import re
 import statistics
 import subprocess
+import time
 
 from dvc_experiments import EVALUATE_METRICS, dvc, experiment_data
 
@@ -47,14 +48,30 @@ def experiment_results(names):
     """{name: (evaluate metrics, train params)} from `dvc exp show --json`."""
     return {name: (data["metrics"][EVALUATE_METRICS]["data"],
                    data["params"]["params.yaml"]["data"]["train"])
-            for name, data in experiment_data(names).items()}
+            for name, data in experiment_data(names).items()
+            if EVALUATE_METRICS in data.get("metrics", {})}
+
+
+def run_queue(jobs):
+    """Run the queue until no experiment is queued or running.
+
+    A worker can stop while experiments wait: DVC's filesystem broker may hand a new worker
+    the shutdown its previous worker broadcast. Workers are started again for what waits.
+    """
+    while True:
+        status = dvc("queue", "status")
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return
+        if "Running" not in status and re.search(r"Worker status: 0 active", status):
+            dvc("queue", "start", "-j", str(jobs))
+        time.sleep(20)
 
 
 def queue_log(name):
-    """The queue's log of experiment ``name`` once it has run; "" when the queue has none (an
-    experiment made before `dvc queue remove --done`)."""
+    """The queue's log of experiment ``name``; "" when the queue has none (an experiment made
+    before `dvc queue remove --done`)."""
     try:
-        return dvc("queue", "logs", "--follow", name)
+        return dvc("queue", "logs", name)
     except subprocess.CalledProcessError:
         return ""
 
@@ -96,11 +113,13 @@ def main():
         overrides.setdefault(default_run, {"train.seed": backbone_seed})
     overrides.update({name: {"train.backbone": backbone, "train.seed": backbone_seed}
                       for name, backbone in backbones.items()})
-    made = set(experiment_data(set(overrides)))
+    made = set(experiment_results(set(overrides)))
+    waiting = set(re.findall(r"^\w+ +(\S+) .* (?:Queued|Running)$", dvc("queue", "status"),
+                             re.MULTILINE))
     for name, settings in overrides.items():
-        if name not in made:
+        if name not in made | waiting:
             queue(name, {**common, **settings})
-    dvc("queue", "start", "-j", str(args.jobs))
+    run_queue(args.jobs)
     logs = {name: queue_log(name) for name in overrides}
     results = experiment_results(set(logs))
     missing = sorted(set(logs) - set(results))
