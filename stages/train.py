@@ -1,6 +1,7 @@
 """train: the backbone train.backbone names (DenseNet121 by default) with the loss train.loss
 names (per-class weighted BCE by default), on the train split resampled as train.resample says
-(not by default), resumable, logged with dvclive; with train.epochs 0, no training: the model
+(not by default), train.steps_per_epoch batches an epoch (0, the default: the whole split),
+resumable, logged with dvclive; with train.epochs 0, no training: the model
 is the classifier checkpoint train.weights names, its head mapped."""
 import logging
 
@@ -49,7 +50,8 @@ def main():
     frames = {name: select_split(labels, split_table, name) for name in ("train", "val")}
     train_data = split_training_batches(frames["train"], preprocessing, batch_size,
                                         seed=params["seed"], cache_dir=params["cache_dir"],
-                                        resample=params["resample"])
+                                        resample=params["resample"],
+                                        steps_per_epoch=params["steps_per_epoch"])
     val_data = split_dataset(frames["val"], preprocessing, batch_size,
                              cache_dir=params["cache_dir"])
     monitored = classes_with_both_labels(parse_findings(frames["val"]["Finding Labels"]))
@@ -99,10 +101,11 @@ def main():
               f"pipeline's class order (val AUC {val_auc:.3f}) -> {MODEL_FILE}")
         return
     resumed = f", resumed after epoch {resumed_at}" if resumed_at else ""
+    steps = f" of {params['steps_per_epoch']} steps" if params["steps_per_epoch"] else ""
     best = (f"best val AUC {state['best_auc']:.3f} at epoch {state['best_epoch'] + 1}"
             if state["best_epoch"] is not None else "no finite val AUC")
-    print(f"trained {params['backbone']} for {state['epochs_done']} epochs on {device} x"
-          f"{strategy.num_replicas_in_sync}{resumed} ({best}) -> {MODEL_FILE}")
+    print(f"trained {params['backbone']} for {state['epochs_done']} epochs{steps} on {device} "
+          f"x{strategy.num_replicas_in_sync}{resumed} ({best}) -> {MODEL_FILE}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ def test_repository_params_are_valid(params):
     ("split", "test_fraction", 1.5, r"split\.test_fraction = 1\.5 must be a number"),
     ("train", "resample", "smote", r"^params\.yaml: train\.resample = 'smote' must be one of "
                                    r"'none', 'oversample', 'undersample'$"),
+    ("train", "steps_per_epoch", -1, r"^params\.yaml: train\.steps_per_epoch = -1 must be an "
+                                     r"integer in \[0, 1000000\]$"),
+    ("train", "steps_per_epoch", 2.5, r"train\.steps_per_epoch = 2\.5 must be an integer"),
 ])
 def test_bad_values_are_named(params, section, key, value, message):
     bad = copy.deepcopy(params)

@@ -83,6 +83,7 @@ def test_a_param_invalidates_its_own_stage_and_nothing_upstream(tiny_repro, tmp_
     assert stages_that_would_run(repo, {"train.loss": "focal"}) == {"train"}
     assert stages_that_would_run(repo, {"train.backbone": "resnet50v2"}) == {"train"}
     assert stages_that_would_run(repo, {"train.resample": "oversample"}) == {"train"}
+    assert stages_that_would_run(repo, {"train.steps_per_epoch": 5}) == {"train"}
     assert stages_that_would_run(repo, {"train.weights_findings": list(FINDINGS[::-1])}) == {
         "train"}
     assert stages_that_would_run(repo, {"gradcam.images_per_class": 2}) == {"gradcam"}

@@ -1,4 +1,5 @@
-"""Resampling (train.resample): image weights, seeded epoch draws, and the tf.data batches."""
+"""Resampling (train.resample) and bounded epochs (train.steps_per_epoch): image weights, seeded
+epoch draws and walks, and the tf.data batches."""
 import math
 import os
 
@@ -7,11 +8,12 @@ import pytest
 from PIL import Image
 
 from chestxray.core.params import SCHEMA
+from chestxray.data import dataset
 from chestxray.data.dataset import TrainingBatches, image_dataset
 from chestxray.data.preprocessing import Preprocessing
 from chestxray.data.resampling import (
     PREVALENCE_NAMES, STRATEGIES, effective_prevalence, epoch_counts, epoch_shuffle_seed,
-    image_weights,
+    image_weights, walk_counts,
 )
 from chestxray.nih.labels import FINDINGS, NO_FINDING
 
@@ -82,6 +84,29 @@ def test_epoch_counts_draw_each_image_in_proportion_to_its_weight():
     np.testing.assert_allclose(mean, 16 * weights / weights.sum(), rtol=0.1)
 
 
+def test_a_bounded_draw_holds_as_many_images_as_asked():
+    weights = image_weights(IMBALANCED, "oversample")
+    assert epoch_counts(weights, 7, 3, draws=40).sum() == 40
+    # Unbounded (draws None) is the draw of n images of before.
+    np.testing.assert_array_equal(epoch_counts(weights, 7, 3, draws=16),
+                                  epoch_counts(weights, 7, 3))
+
+
+def test_a_walk_shows_every_image_once_before_any_again():
+    # Epochs of 6 of 16 images: 8 epochs are 3 whole passes.
+    epochs = [walk_counts(16, 6, 7, epoch) for epoch in range(8)]
+    assert all(counts.dtype == np.int64 and counts.sum() == 6 for counts in epochs)
+    assert np.sum(epochs[:2], axis=0).max() == 1  # the first 12 images are 12 different ones
+    np.testing.assert_array_equal(np.sum(epochs, axis=0), 3)
+    assert not np.array_equal(epochs[0], epochs[1])
+    # Seeded by (seed, epoch) alone, as a resumed run needs.
+    np.testing.assert_array_equal(walk_counts(16, 6, 7, 5), epochs[5])
+    assert not np.array_equal(walk_counts(16, 6, 8, 0), epochs[0])
+    # An epoch longer than the split: 40 images are two passes and 8 images of a third.
+    longer = walk_counts(16, 40, 7, 0)
+    np.testing.assert_array_equal(np.bincount(longer), [0, 0, 8, 8])
+
+
 def test_effective_prevalence_by_hand():
     labels = multi_hot((0,), (0, 1), ())
     shares = effective_prevalence(labels, [2, 1, 1])
@@ -107,19 +132,32 @@ def batch_ids(data):
             for images, labels in data]
 
 
-@pytest.mark.parametrize("strategy", ["oversample", "undersample"])
-def test_each_epoch_holds_the_drawn_images_in_whole_batches(pngs, strategy):
-    batches = TrainingBatches(*pngs, PLAIN, BATCH, seed=3, resample=strategy)
-    assert batches.steps_per_epoch == 4
+# Unbounded, 16 images an epoch in batches of 5: an epoch's last batch is short, never mixed.
+# Bounded to N steps: N whole batches, fewer or more images than the split holds.
+@pytest.mark.parametrize("strategy, steps, batch_sizes", [
+    ("oversample", 0, [5, 5, 5, 1]), ("undersample", 0, [5, 5, 5, 1]), ("none", 2, [5, 5]),
+    ("oversample", 2, [5, 5]), ("undersample", 5, [5] * 5)])
+def test_each_epoch_holds_its_images_in_whole_batches(pngs, strategy, steps, batch_sizes):
+    batches = TrainingBatches(*pngs, PLAIN, BATCH, seed=3, resample=strategy,
+                              steps_per_epoch=steps)
+    per_epoch = batches.steps_per_epoch
+    assert per_epoch == len(batch_sizes)
     ids = batch_ids(batches.epochs(0, 3))
-    # 16 images an epoch in batches of 5: an epoch's last batch is short, never mixed.
-    assert [len(image_ids) for image_ids, _ in ids] == [5, 5, 5, 1] * 3
+    assert [len(image_ids) for image_ids, _ in ids] == batch_sizes * 3
     for epoch in range(3):
-        epoch_ids = np.concatenate([image_ids for image_ids, _ in ids[4 * epoch:4 * epoch + 4]])
+        epoch_batches = ids[per_epoch * epoch:per_epoch * (epoch + 1)]
+        epoch_ids = np.concatenate([image_ids for image_ids, _ in epoch_batches])
         np.testing.assert_array_equal(np.bincount(epoch_ids, minlength=16),
                                       batches.counts(epoch))
-        for image_ids, labels in ids[4 * epoch:4 * epoch + 4]:
+        for image_ids, labels in epoch_batches:
             np.testing.assert_array_equal(labels, IMBALANCED[image_ids])
+    if strategy == "none":
+        # The walk: an epoch shows 10 different images, two epochs every image (a whole pass of
+        # 16 and 4 of the next); what is logged is an epoch's own mix.
+        assert batches.counts(0).max() == 1
+        assert (batches.counts(0) + batches.counts(1)).min() == 1
+        np.testing.assert_allclose(list(batches.prevalence(1).values()),
+                                   effective_prevalence(IMBALANCED, batches.counts(1)))
 
 
 def shares_seen(batches, epochs):
@@ -152,12 +190,16 @@ def test_undersampling_lowers_the_share_of_no_finding(pngs):
         effective_prevalence(IMBALANCED, batches.counts(0))[-1])
 
 
-@pytest.mark.parametrize("strategy", ["oversample", "undersample"])
-def test_a_resumed_run_gets_the_epochs_of_an_uninterrupted_one(pngs, strategy):
+@pytest.mark.parametrize("strategy, steps", [("oversample", 0), ("undersample", 0), ("none", 2),
+                                             ("oversample", 3)])
+def test_a_resumed_run_gets_the_epochs_of_an_uninterrupted_one(pngs, strategy, steps):
     def epochs(first, end):
-        batches = TrainingBatches(*pngs, PLAIN, BATCH, seed=1, resample=strategy)
+        batches = TrainingBatches(*pngs, PLAIN, BATCH, seed=1, resample=strategy,
+                                  steps_per_epoch=steps)
         ids = [image_ids for image_ids, _ in batch_ids(batches.epochs(first, end))]
-        return [np.concatenate(ids[start:start + 4]) for start in range(0, len(ids), 4)]
+        per_epoch = batches.steps_per_epoch
+        return [np.concatenate(ids[start:start + per_epoch])
+                for start in range(0, len(ids), per_epoch)]
 
     uninterrupted = epochs(0, 4)
     for resumed, whole in zip(epochs(2, 4), uninterrupted[2:], strict=True):
@@ -166,10 +208,19 @@ def test_a_resumed_run_gets_the_epochs_of_an_uninterrupted_one(pngs, strategy):
     assert not np.array_equal(uninterrupted[0], uninterrupted[1])
 
 
+# Bounded to one batch, an epoch shows 5 of the 16 images: it must still leave the cache whole,
+# or tf.data discards it and the next epoch and the next phase's fit decode again. A shuffle
+# buffer smaller than the split (as at 320 px on the full split) reads the cache only as the
+# epoch goes, so nothing else completes it.
+@pytest.mark.parametrize("strategy, steps", [("oversample", 0), ("none", 1)],
+                         ids=["resampled", "bounded"])
 @pytest.mark.parametrize("cache", ["memory", "disk"])
-def test_resampled_epochs_decode_each_image_once(pngs, tmp_path, cache):
+def test_later_epochs_and_phases_decode_no_image(pngs, tmp_path, monkeypatch, cache, strategy,
+                                                 steps):
+    monkeypatch.setattr(dataset, "SHUFFLE_BUFFER_BYTES", 3 * SIZE * SIZE)
     paths, labels = pngs
-    batches = TrainingBatches(paths, labels, PLAIN, BATCH, seed=0, resample="oversample",
+    batches = TrainingBatches(paths, labels, PLAIN, BATCH, seed=0, resample=strategy,
+                              steps_per_epoch=steps,
                               cache_dir=str(tmp_path / "cache") if cache == "disk" else "")
     stream = iter(batches.epochs(0, 3))
     first_epoch = [next(stream) for _ in range(batches.steps_per_epoch)]

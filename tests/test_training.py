@@ -1,6 +1,7 @@
 """Training loop: phases, learning-rate control, checkpoints, resume, NaN guard, devices."""
 import json
 import math
+import re
 import types
 
 import keras
@@ -25,7 +26,8 @@ from chestxray.model.distribution import choose_strategy
 from chestxray.model.losses import WeightedBinaryCrossentropy
 from chestxray.nih.labels import FINDINGS, classes_with_both_labels
 
-from conftest import REPO
+from conftest import REPO, stage_process
+from repos import set_params
 
 SIZE, IMAGES, BATCH = 32, 8, 4
 
@@ -151,19 +153,27 @@ def pngs(tmp_path):
     return paths, labels
 
 
-def test_a_resampled_run_resumed_mid_phase_ends_as_an_uninterrupted_one(params, stats, pngs,
-                                                                         tmp_path, monkeypatch):
+# Resampled, or bounded to 1 of the 2 batches the split makes (train.steps_per_epoch); a
+# resampled and bounded epoch differs only in its draw (test_resampling.py).
+@pytest.mark.parametrize("resample, steps", [("oversample", 0), ("none", 1)],
+                         ids=["oversampled", "bounded"])
+def test_a_run_resumed_mid_phase_ends_as_an_uninterrupted_one(params, stats, pngs, tmp_path,
+                                                              monkeypatch, resample, steps):
     # Frozen head, then fine-tuning: two fit calls, the run dies in the second's second epoch.
-    params = dict(params, epochs=3, freeze_epochs=1, resample="oversample", restore_best=False)
+    params = dict(params, epochs=3, freeze_epochs=1, resample=resample, steps_per_epoch=steps,
+                  restore_best=False)
     preprocessing = Preprocessing(SIZE, "featurewise", 128.0, 64.0)
     val = image_dataset(*pngs, preprocessing, BATCH)
 
-    def resampled_run(name):
-        batches = TrainingBatches(*pngs, preprocessing, BATCH, seed=0, resample="oversample")
-        return run(params, stats, batches, tmp_path / name, tmp_path / f"{name}-live", val=val)
+    def batches():
+        return TrainingBatches(*pngs, preprocessing, BATCH, seed=0, resample=resample,
+                               steps_per_epoch=steps)
+
+    def one_run(name):
+        return run(params, stats, batches(), tmp_path / name, tmp_path / f"{name}-live", val=val)
 
     keras.utils.set_random_seed(0)
-    uninterrupted, _ = resampled_run("whole")
+    uninterrupted, _ = one_run("whole")
     keras.utils.set_random_seed(0)
     check_batch = StopOnNonFiniteLoss.on_train_batch_end
 
@@ -173,21 +183,34 @@ def test_a_resampled_run_resumed_mid_phase_ends_as_an_uninterrupted_one(params, 
             raise Interrupted
     monkeypatch.setattr(StopOnNonFiniteLoss, "on_train_batch_end", die_in_third_epoch)
     with pytest.raises(Interrupted):
-        resampled_run("parts")
+        one_run("parts")
     monkeypatch.undo()
-    resumed, state = resampled_run("parts")
+    resumed, state = one_run("parts")
     assert state["epochs_done"] == 3
-    # The fine-tuning phase's optimizer ran two epochs of n / batch steps each.
-    assert int(resumed.optimizer.iterations) == 2 * (IMAGES // BATCH)
+    # The fine-tuning phase's optimizer ran two epochs of n / batch steps each, or of the bound.
+    assert int(resumed.optimizer.iterations) == 2 * (steps or IMAGES // BATCH)
     for left, right in zip(uninterrupted.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(left, right)
-    batches = TrainingBatches(*pngs, preprocessing, BATCH, seed=0, resample="oversample")
+    logged = batches()
     for name in ("Hernia", "No Finding"):
         rows = (tmp_path / "parts-live" / "plots" / "metrics" / "train" / "prevalence" /
                 f"{name}.tsv").read_text().splitlines()
         assert [row.split("\t")[0] for row in rows] == ["step", "0", "1", "2"]
         np.testing.assert_allclose([float(row.split("\t")[1]) for row in rows[1:]],
-                                   [batches.prevalence(epoch)[name] for epoch in range(3)])
+                                   [logged.prevalence(epoch)[name] for epoch in range(3)])
+
+
+@pytest.mark.slow
+def test_the_train_stage_runs_steps_per_epoch_batches_an_epoch(workspace):
+    stage_process("stats", workspace, check=True)
+    # MobileNetV3Small: the stage's mechanics at the least tracing time (docs/benchmarks.md).
+    set_params(workspace, {"train.backbone": "mobilenetv3small", "train.image_size": SIZE,
+                           "train.epochs": 2, "train.batch_size": BATCH,
+                           "train.steps_per_epoch": 1})
+    result = stage_process("train", workspace, check=True)
+    # Keras' line at each epoch's end (fit's verbose 2): steps run / steps an epoch.
+    assert re.findall(r"^(\d+)/(\d+) - ", result.stdout, re.MULTILINE) == [("1", "1")] * 2
+    assert "trained mobilenetv3small for 2 epochs of 1 steps on CPU" in result.stdout
 
 
 def test_checkpoint_of_other_params_is_discarded(params, stats, data, tmp_path):

@@ -156,6 +156,8 @@ SCHEMA = {
         "loss": _choice("weighted_bce", "bce", "focal"),
         "focal_gamma": _number(0, 10),
         "resample": _choice("none", "oversample", "undersample"),
+        # 0: the whole training split each epoch; N: N batches (smoke runs, rehearsals).
+        "steps_per_epoch": _integer(0, 1_000_000),
     },
     "evaluate": {
         "batch_size": _integer(1, 65_536),

@@ -19,6 +19,7 @@ from chestxray.data.images import ImageError, read_gray
 from chestxray.data.preprocessing import DECODE_FAILURES, load_pixels
 from chestxray.data.resampling import (
     PREVALENCE_NAMES, effective_prevalence, epoch_counts, epoch_shuffle_seed, image_weights,
+    walk_counts,
 )
 from chestxray.nih.labels import parse_findings
 
@@ -135,46 +136,55 @@ def split_dataset(frame, preprocessing, batch_size, *, cache_dir=""):
 
 
 class TrainingBatches:
-    """The training split's batches for ``model.fit``, resampled each epoch by ``resample``.
+    """The training split's batches for ``model.fit``, resampled each epoch by ``resample``
+    and bounded to ``steps_per_epoch`` batches an epoch.
 
     ``paths``, ``labels``, ``preprocessing``, ``batch_size``, ``seed`` and
     ``cache_dir`` are as for :func:`image_dataset`; ``resample`` is one of
-    :data:`chestxray.data.resampling.STRATEGIES`.
+    :data:`chestxray.data.resampling.STRATEGIES`; ``steps_per_epoch`` 0 means
+    the whole split an epoch.
 
-    ``none``: :func:`image_dataset` shuffled, exactly as before resampling
-    existed: one dataset that ``fit`` iterates again each epoch, every image
-    once. ``oversample`` and ``undersample``: epoch e holds image i
-    ``epoch_counts(weights, seed, e)[i]`` times
-    (:mod:`chestxray.data.resampling`), n images in all, shuffled with
-    ``epoch_shuffle_seed(seed, e)``. The copies are made from the decode cache,
-    after it: no image is decoded twice. An epoch's batches depend on
-    ``seed``, its index and the labels only, so a resumed run gets the epochs
-    an uninterrupted one gets.
+    ``none`` unbounded: :func:`image_dataset` shuffled, exactly as before
+    resampling existed: one dataset that ``fit`` iterates again each epoch,
+    every image once. Otherwise epoch e holds image i ``counts(e)[i]`` times,
+    m images in all, shuffled with ``epoch_shuffle_seed(seed, e)``
+    (:mod:`chestxray.data.resampling`): m = ``steps_per_epoch * batch_size``
+    when bounded, else n, the split's size. ``oversample`` and ``undersample``
+    draw the m images (``epoch_counts``); bounded ``none`` takes the next m of
+    a seeded walk through the split (``walk_counts``). The copies are made
+    from the decode cache, after it, and every epoch reads the whole cache:
+    no image is decoded twice, and an epoch that shows part of the split
+    still completes the cache rather than leaving tf.data to discard it. An
+    epoch's batches depend on ``seed``, its index and the labels only, so a
+    resumed run gets the epochs an uninterrupted one gets.
     """
 
     def __init__(self, paths, labels, preprocessing, batch_size, *, seed=0, cache_dir="",
-                 resample="none"):
+                 resample="none", steps_per_epoch=0):
         paths, labels = [str(path) for path in paths], np.asarray(labels, dtype=np.float32)
         self.resample, self.seed, self.batch_size = resample, seed, batch_size
         self._preprocessing = preprocessing
         self._buffer = shuffle_buffer_size(len(paths), preprocessing.image_size)
-        if resample == "none":
+        if resample == "none" and not steps_per_epoch:
             self.labels, self.steps_per_epoch = labels, None
             self._every_epoch = image_dataset(paths, labels, preprocessing, batch_size,
                                               shuffle=True, seed=seed, cache_dir=cache_dir)
         else:
             paths, self.labels = _training_order(paths, labels, seed, self._buffer)
-            self._weights = image_weights(self.labels, resample)
+            self._weights = None if resample == "none" else image_weights(self.labels, resample)
             self._images = _cached_images(paths, self.labels, preprocessing.image_size,
                                           cache_dir)
-            self.steps_per_epoch = math.ceil(len(paths) / batch_size)
+            self.steps_per_epoch = steps_per_epoch or math.ceil(len(paths) / batch_size)
+            self._epoch_images = steps_per_epoch * batch_size or len(paths)
 
     def counts(self, epoch):
         """int64 (n,): how many times each image (in the order of ``self.labels``) is in
         epoch ``epoch``."""
-        if self.resample == "none":
+        if self.steps_per_epoch is None:
             return np.ones(len(self.labels), dtype=np.int64)
-        return epoch_counts(self._weights, self.seed, epoch)
+        if self.resample == "none":
+            return walk_counts(len(self.labels), self._epoch_images, self.seed, epoch)
+        return epoch_counts(self._weights, self.seed, epoch, self._epoch_images)
 
     def prevalence(self, epoch):
         """{finding or "No Finding": share of epoch ``epoch``'s images with it}."""
@@ -185,12 +195,12 @@ class TrainingBatches:
         """``model.fit``'s dataset for the epochs ``[first, end)``, with ``fit(...,
         steps_per_epoch=self.steps_per_epoch)``.
 
-        ``none``: the one reshuffled epoch (``steps_per_epoch`` None: ``fit``
-        reads it to its end each epoch). Otherwise one stream of those epochs,
-        ``steps_per_epoch`` batches each, the last batch of an epoch possibly
-        short, as without resampling.
+        ``none`` unbounded: the one reshuffled epoch (``steps_per_epoch`` None:
+        ``fit`` reads it to its end each epoch). Otherwise one stream of those
+        epochs, ``steps_per_epoch`` batches each; unbounded, the last batch of
+        an epoch may be short, as without resampling.
         """
-        if self.resample == "none":
+        if self.steps_per_epoch is None:
             return self._every_epoch
         # One dataset per epoch, concatenated, rather than a flat_map over epochs:
         # that would need a tensor shuffle seed, which tf.data refuses when
@@ -199,8 +209,8 @@ class TrainingBatches:
             self._one_epoch, range(first, end))), self._preprocessing)
 
     def _one_epoch(self, epoch):
-        """Unnormalised batches of resampled epoch ``epoch``: each cached image repeated
-        ``counts(epoch)`` times, then shuffled."""
+        """Unnormalised batches of epoch ``epoch``: each cached image repeated
+        ``counts(epoch)`` times (0 included: the whole cache is read), then shuffled."""
         counts = tf.constant(self.counts(epoch))
         repeated = self._images.enumerate().flat_map(
             lambda index, image: tf.data.Dataset.from_tensors(image).repeat(counts[index]))
@@ -208,12 +218,13 @@ class TrainingBatches:
             .batch(self.batch_size)
 
 
-def split_training_batches(frame, preprocessing, batch_size, *, seed, cache_dir, resample):
+def split_training_batches(frame, preprocessing, batch_size, *, seed, cache_dir, resample,
+                           steps_per_epoch):
     """:class:`TrainingBatches` of the train split's label-table frame (with a ``path``
     column)."""
     return TrainingBatches(frame["path"], parse_findings(frame["Finding Labels"]),
                            preprocessing, batch_size, seed=seed, cache_dir=cache_dir,
-                           resample=resample)
+                           resample=resample, steps_per_epoch=steps_per_epoch)
 
 
 @contextlib.contextmanager

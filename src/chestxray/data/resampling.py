@@ -11,6 +11,10 @@ image i with probability ``w_i / sum(w)``: only the mix changes, so every
 strategy takes the same optimizer steps per epoch. An epoch's draw is seeded
 by ``(seed, epoch)`` alone, so a run resumed at epoch k draws the epochs k,
 k+1, ... that an uninterrupted run draws.
+
+``train.steps_per_epoch`` bounds an epoch to fewer (or more) images than n: a
+resampled epoch then draws that many, and an epoch without resampling takes
+the next stretch of a seeded walk through the split (:func:`walk_counts`).
 """
 import numpy as np
 
@@ -19,8 +23,8 @@ from chestxray.nih.labels import FINDINGS, NO_FINDING
 STRATEGIES = ("none", "oversample", "undersample")
 # Names of effective_prevalence's entries: the findings, then no finding.
 PREVALENCE_NAMES = (*FINDINGS, NO_FINDING)
-# Independent random streams of one epoch: which images, and their order.
-_COUNTS, _ORDER = 0, 1
+# Independent random streams: an epoch's images and their order; a walk's passes.
+_COUNTS, _ORDER, _PASS = 0, 1, 2
 
 
 def image_weights(labels, strategy):
@@ -50,18 +54,40 @@ def image_weights(labels, strategy):
 
 
 def _epoch_rng(seed, epoch, stream):
-    """The generator of one of an epoch's streams, a function of its arguments alone."""
+    """The generator of one of an epoch's (or a walk pass's) streams, a function of its
+    arguments alone."""
     return np.random.default_rng([seed, epoch, stream])
 
 
-def epoch_counts(weights, seed, epoch):
+def epoch_counts(weights, seed, epoch, draws=None):
     """int64 (n,): how many times each image appears in epoch ``epoch`` (0-based).
 
-    n draws with replacement, image i with probability ``weights[i] / sum(weights)``
-    (a multinomial draw), so the counts sum to n.
+    ``draws`` (n when None) draws with replacement, image i with probability
+    ``weights[i] / sum(weights)`` (a multinomial draw), so the counts sum to ``draws``.
     """
     weights = np.asarray(weights, dtype=np.float64)
-    return _epoch_rng(seed, epoch, _COUNTS).multinomial(len(weights), weights / weights.sum())
+    return _epoch_rng(seed, epoch, _COUNTS).multinomial(
+        len(weights) if draws is None else draws, weights / weights.sum())
+
+
+def walk_counts(n, size, seed, epoch):
+    """int64 (n,): how many times each of n images is in epoch ``epoch`` of ``size`` images
+    walking through the split.
+
+    The walk is an endless run of passes, pass p a permutation of the n images
+    seeded by ``(seed, p)``; epoch e takes its positions ``[e * size, (e + 1) *
+    size)``. So bounded epochs show every image once before any image again,
+    and epoch e depends on ``(seed, e)`` alone, as a resampled epoch does. The
+    counts sum to ``size``.
+    """
+    start, end = epoch * size, (epoch + 1) * size
+    counts = np.zeros(n, dtype=np.int64)
+    for walk_pass in range(start // n, (end - 1) // n + 1):
+        order = _epoch_rng(seed, walk_pass, _PASS).permutation(n)
+        offset = walk_pass * n
+        # A pass holds each image once: no index repeats within the slice.
+        counts[order[max(start - offset, 0):min(end - offset, n)]] += 1
+    return counts
 
 
 def epoch_shuffle_seed(seed, epoch):
