@@ -1,5 +1,6 @@
 """The nih, url and local sources: layout, validation under stop/skip, real data."""
 import gzip
+import hashlib
 import io
 import logging
 import re
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from chestxray.acquire.archives import ArchiveError
+from chestxray.acquire.local_folder import IMAGE_DIGESTS
 from chestxray.acquire.remote import DownloadError
 from chestxray.acquire.screening import InvalidDatasetError, invalid_rows
 from chestxray.acquire.sources import acquire
@@ -24,6 +26,7 @@ from chestxray.nih.layout import (
 
 from conftest import download_params, snapshot
 from http_server import FileServer
+from repos import clone_working_tree, run, set_params
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OFFICIAL_TABLE = SHARED_DATA / "nih-metadata" / "Data_Entry_2017_v2020.csv.gz"
@@ -74,8 +77,12 @@ def test_local_source_references_images_in_place(tmp_path):
     before = snapshot(source)
     summary = acquire(local_params(source), tmp_path / "out", tmp_path / "data")
     out = tmp_path / "out"
-    assert sorted(path.name for path in out.iterdir()) == [BOX_TABLE, LABEL_TABLE, IMAGES_POINTER,
-                                                            "test_list.txt"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        BOX_TABLE, LABEL_TABLE, IMAGES_POINTER, IMAGE_DIGESTS, "test_list.txt"]
+    # What the dataset's digests record: an image changed in place changes the output.
+    assert (out / IMAGE_DIGESTS).read_text() == "".join(
+        f"{hashlib.sha256((source / IMAGES / name).read_bytes()).hexdigest()}  {name}\n"
+        for name in NAMES)
     assert image_folders(out) == [(source / IMAGES).resolve()]
     expected_paths = [str((source / IMAGES / name).resolve()) for name in NAMES]
     assert read_dataset(out)["path"].tolist() == expected_paths
@@ -236,7 +243,6 @@ def test_local_folder_inside_output_is_refused(tmp_path):
 
 @pytest.mark.parametrize("params, message", [
     ({"source": "kaggle"}, "download.source = 'kaggle' must be one of"),
-    ({"source": "local", "local_dir": ""}, "download.local_dir must name"),
     ({"source": "local", "local_dir": "x", "on_invalid": "ignore"}, "on_invalid = 'ignore'"),
     ({"source": "url", "url": ""}, "download.url must be"),
     ({"source": "nih", "limit_archives": -1}, "limit_archives = -1"),
@@ -249,6 +255,68 @@ def test_bad_params_are_refused(params, message, tmp_path):
     with pytest.raises(ParamsError, match=message):
         acquire(download_params(**params, cache_dir=str(tmp_path / "cache")), tmp_path / "out",
                 tmp_path)
+
+
+@pytest.mark.parametrize("local_dir, message", [
+    ("", r"download.local_dir = '': set it to an NIH-layout folder for source 'local'"),
+    ("{data}", r"download.local_dir = '.*data': set it to .* holds the embedded study's tables"),
+    ("~/nih", r"download.local_dir = '~/nih': write the folder's path without '~'"),
+])
+def test_a_local_dir_naming_no_folder_of_its_own_is_refused(local_dir, message, tmp_path):
+    # The embedded study's folder is the default only because DVC must hash some folder.
+    data = make_local(tmp_path / "data")
+    with pytest.raises(ParamsError, match=message) as caught:
+        acquire(local_params(local_dir.format(data=data)), tmp_path / "out", data)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def dvc_sees_download_changed(repo, source):
+    """Whether `dvc status download` reports the local folder ``source`` modified."""
+    status = run(["dvc", "status", "download"], repo)
+    assert ("modified:" in status) != ("up to date" in status), status
+    return re.search(rf"modified:\s+{re.escape(str(source.resolve()))}$", status, re.M) is not None
+
+
+@pytest.mark.parametrize("form", ["relative", "absolute"])
+def test_dvc_reruns_download_when_the_local_folder_changes(form, tmp_path):
+    # The Kaggle layout: images in two images_NNN/images folders, beside the tables.
+    source = make_local(tmp_path / "source")
+    (source / BOX_TABLE).write_text(BOX_HEADER + f"{NAMES[0]},Mass,1,2,3,4\n")
+    folders = kaggle_layout(source, [NAMES[:2], NAMES[2:]])
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    clone_working_tree(repo)
+    run(["dvc", "pull", "-q", "data.dvc"], repo)
+    set_params(repo, {"download.source": "local",
+                      "download.local_dir": "../source" if form == "relative" else str(source)})
+    assert "Running stage 'download'" in run(["dvc", "repro", "download"], repo)
+    assert "Running stage 'download'" not in run(["dvc", "repro", "download"], repo)
+    assert not dvc_sees_download_changed(repo, source)
+
+    digests = repo / "outputs" / "dataset" / IMAGE_DIGESTS
+    before = digests.read_text()
+    (folders[1] / NAMES[2]).write_bytes(png_bytes(200))  # (a) an image's bytes change
+    assert dvc_sees_download_changed(repo, source)
+    assert "Running stage 'download'" in run(["dvc", "repro", "download"], repo)
+    changed = {line for line in digests.read_text().splitlines()} - set(before.splitlines())
+    assert [line.split()[1] for line in changed] == [NAMES[2]]  # so split and later rerun too
+    assert not dvc_sees_download_changed(repo, source)
+
+    added = folders[0] / "00000009_000.png"
+    added.write_bytes(png_bytes(9))  # (b) an image is added
+    assert dvc_sees_download_changed(repo, source)
+    added.unlink()  # back to the recorded folder
+    assert not dvc_sees_download_changed(repo, source)
+    (folders[0] / NAMES[1]).unlink()  # (c) an image is removed
+    assert dvc_sees_download_changed(repo, source)
+    (source / BOX_TABLE).write_text(BOX_HEADER)  # with an image back, a table changes
+    (folders[0] / NAMES[1]).write_bytes(png_bytes(1))
+    assert dvc_sees_download_changed(repo, source)
+
+    set_params(repo, {"download.local_dir": str(tmp_path / "missing")})
+    log = run(["dvc", "repro", "download"], repo, fails=True)
+    assert f"No such file or directory: '{tmp_path / 'missing'}'" in log, log
 
 
 # --- url ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ then rows against images. ``download.on_invalid`` decides whether a problem
 stops the stage (``stop``) or the bad rows and images are left out with a
 logged count (``skip``).
 """
+import hashlib
 import logging
 from typing import NamedTuple
 
@@ -79,17 +80,22 @@ def _screened_table(path, scratch):
     return read_label_table(scratch), int(bad.sum()), set(raw["Image Index"][bad])
 
 
-def _unreadable(path):
+def _unreadable(path, digests=None):
     """Why ``path`` cannot be a dataset image (one line naming it), or None.
 
     The whole PNG is decoded, as training will: a file truncated or damaged
-    inside its pixel data stops here, not in the middle of training.
+    inside its pixel data stops here, not in the middle of training. With
+    ``digests`` (a dict), a readable image's SHA-256 is recorded under its name.
     """
     try:
         with open_image(path, formats=("PNG",)):
-            return None
+            pass
     except ImageError as error:
         return str(error)
+    if digests is not None:
+        # Read again just after decoding: from the page cache, not the disk.
+        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
 
 
 def _handle(problem, on_invalid):
@@ -104,13 +110,14 @@ def _first(names):
 
 
 def check_against_images(table, images, on_invalid, *, table_path, origin, partial=False,
-                         invalid_names=frozenset()):
+                         invalid_names=frozenset(), digests=None):
     """Keep the rows of ``table`` whose image is present and readable.
 
     ``images`` maps file names to Paths; ``origin`` names where they came from
     in messages. With ``partial`` (a subset of the NIH archives) rows without
     an image are expected and dropped without complaint. ``invalid_names``
     had rows already left out as invalid: their images are not reported again.
+    ``digests``, when given, receives ``{name: SHA-256}`` of the readable images.
     Returns
     (kept rows, rows left out as invalid, sorted names of images without a kept row).
     """
@@ -124,7 +131,7 @@ def check_against_images(table, images, on_invalid, *, table_path, origin, parti
                 f"(first: {_first(missing)})", on_invalid)
     table = table[present]
     checks = tqdm(table["Image Index"], desc="check images", unit="img", mininterval=2)
-    unreadable = {name: why for name in checks if (why := _unreadable(images[name]))}
+    unreadable = {name: why for name in checks if (why := _unreadable(images[name], digests))}
     if unreadable:
         name = min(unreadable)
         _handle(f"{unreadable[name]}; {len(unreadable)} unusable images in {origin}", on_invalid)
@@ -170,11 +177,12 @@ def _warn_about_absent_findings(table, table_path):
                     "undefined", table_path, ", ".join(absent))
 
 
-def write_tables(root, images, staging, on_invalid, *, origin, partial=False):
+def write_tables(root, images, staging, on_invalid, *, origin, partial=False, digests=None):
     """Check the tables in ``root`` against ``images`` and write them into ``staging``.
 
     ``root`` holds the label table and optionally the box table and the split
-    lists; ``images`` maps file names to Paths. Returns a :class:`Report`.
+    lists; ``images`` maps file names to Paths; ``digests`` is passed to
+    :func:`check_against_images`. Returns a :class:`Report`.
     """
     table_path = root / LABEL_TABLE
     if on_invalid == "stop":
@@ -185,7 +193,7 @@ def write_tables(root, images, staging, on_invalid, *, origin, partial=False):
         raise InvalidDatasetError(f"{table_path}: no valid rows")
     table, skipped_images, unused = check_against_images(
         table, images, on_invalid, table_path=table_path, origin=origin, partial=partial,
-        invalid_names=invalid_names)
+        invalid_names=invalid_names, digests=digests)
     if table.empty:
         raise InvalidDatasetError(f"{table_path}: no row has a readable image in {origin}")
     _warn_about_absent_findings(table, table_path)

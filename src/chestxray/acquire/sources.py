@@ -18,14 +18,15 @@ from chestxray.acquire.url_archive import acquire_url
 from chestxray.core.params import validate
 from chestxray.nih.layout import LabelTableError
 
-ACQUIRERS = {"nih": acquire_nih, "url": acquire_url, "local": acquire_local}
+DOWNLOADERS = {"nih": acquire_nih, "url": acquire_url}
 
 
 def acquire(download_params, out_dir, data_dir):
     """Produce the dataset folder ``out_dir`` from ``download_params["source"]``.
 
     ``download_params`` is the whole ``download:`` section of params.yaml;
-    ``data_dir`` holds the embedded study's tables (embedded source only).
+    ``data_dir`` holds the embedded study's tables (rendered by the embedded source,
+    refused as a local source's folder).
     Returns a one-line summary. Every problem raises a
     :class:`~chestxray.core.errors.PipelineError` with a one-line message; invalid
     params and data are also ``ValueError`` (ParamsError, InvalidDatasetError,
@@ -38,6 +39,8 @@ def acquire(download_params, out_dir, data_dir):
         from chestxray.acquire.embedded import render_dataset
         return render_dataset(data_dir, out_dir, image_size=params["image_size"])
     try:
-        return ACQUIRERS[source](params, out_dir)
+        if source == "local":
+            return acquire_local(params, out_dir, data_dir)
+        return DOWNLOADERS[source](params, out_dir)
     except LabelTableError as error:
         raise InvalidDatasetError(str(error)) from error
