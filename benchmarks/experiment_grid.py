@@ -98,6 +98,8 @@ def main():
     parser.add_argument("--backbone-seed", type=int)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables of the experiments made so far; run nothing")
     args = parser.parse_args()
     common = dict(item.split("=", 1) for item in args.set)
     # Seed by seed, so that a grid stopped early has every cell with its first seeds.
@@ -113,18 +115,21 @@ def main():
         overrides.setdefault(default_run, {"train.seed": backbone_seed})
     overrides.update({name: {"train.backbone": backbone, "train.seed": backbone_seed}
                       for name, backbone in backbones.items()})
-    made = set(experiment_results(set(overrides)))
     waiting = set(re.findall(r"^\w+ +(\S+) .* (?:Queued|Running)$", dvc("queue", "status"),
                              re.MULTILINE))
-    for name, settings in overrides.items():
-        if name not in made | waiting:
-            queue(name, {**common, **settings})
-    run_queue(args.jobs)
-    logs = {name: queue_log(name) for name in overrides}
-    results = experiment_results(set(logs))
-    missing = sorted(set(logs) - set(results))
+    # `dvc exp show` gives a running experiment its baseline's metrics: not its own.
+    made = set(experiment_results(set(overrides))) - waiting
+    if not args.report:
+        for name, settings in overrides.items():
+            if name not in made | waiting:
+                queue(name, {**common, **settings})
+        run_queue(args.jobs)
+        made = set(experiment_results(set(overrides)))
+    logs = {name: queue_log(name) for name in made}
+    results = experiment_results(made)
+    missing = sorted(set(overrides) - made)
     if missing:
-        print(f"no metrics for {missing}: see `dvc queue status`")
+        print(f"no metrics yet for {', '.join(missing)}: see `dvc queue status`\n")
 
     seeds = len(args.seeds)
     means = {}
@@ -152,9 +157,9 @@ def main():
           "training images/s |")
     print("| --- | --- | --- | --- |")
     # The default backbone's row: the default cell's AUC with the backbones' seed, and the
-    # epoch times of its first default-recipe run that trained (one whose params equal the committed run's is
-    # restored by DVC without training, and has no epoch lines).
-    trained = [name for name in overrides
+    # epoch times of its first default-recipe run that trained (one whose params equal the
+    # committed run's is restored by DVC without training, and has no epoch lines).
+    trained = [name for name in results
                if name.startswith(cell_name(*DEFAULT_CELL, "")) and epoch_seconds(logs[name])[0]]
     timing = {default_run: trained[0] if trained else default_run,
               **{name: name for name in backbones}}
