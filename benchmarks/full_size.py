@@ -15,8 +15,11 @@ untracked, not ignored ones; not dvc.lock nor metrics/, so every stage runs for 
 4. DVC's own operations: ``dvc repro`` with nothing to run, ``dvc status``, ``dvc push`` of
    everything to a local remote, and ``dvc pull`` in a fresh ``git clone``.
 
-Prints Markdown: each step's wall time and peak RSS, then the disk size of each stage's outputs,
-the DVC cache and the remote. Peak RSS is the ``ru_maxrss`` that ``os.wait4`` returns for the
+Prints Markdown: each step's wall time and peak RSS (evaluate's log splits its time into the
+prediction and the rest), then the disk size of each stage's outputs, the DVC cache and the
+remote, with a column computed for 1024-px images: the download stage renders the generator's
+first 60 patients at 1024 px, and each row holding every image of the study grows by the
+difference in mean PNG size. Peak RSS is the ``ru_maxrss`` that ``os.wait4`` returns for the
 step's process: the largest resident set reached by any one process of its tree that was waited
 for (DVC, the stage's Python, a render worker), not the sum of the processes that ran at once.
 The log of every command is ``<workdir>/benchmark.log``.
@@ -24,6 +27,7 @@ The log of every command is ``<workdir>/benchmark.log``.
 import argparse
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,23 +38,26 @@ from pathlib import Path
 
 import yaml
 
+from scratch_repo import copy_working_tree, set_params
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "presets" / "synthetic-full.yaml"
+# The disk table's second column: a rendering at the release's resolution, of this many patients.
+LARGE_SIZE = 1024
+SAMPLE_PATIENTS = 60
 OFFICIAL_PATIENTS = 30_805
-# Left out of the copy: the default run's record, so every stage runs as for the first time.
-LEFT_OUT = ("dvc.lock", "metrics/")
 GIT = ["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@localhost"]
 
 
-def run(command, cwd, log):
+def run(command, cwd, log, code=None):
     """Run ``command`` in ``cwd``, its output appended to the file ``log``; returns
     ``(seconds, peak RSS in MiB, output)``.
 
-    The stages import ``cwd``'s own ``src`` (PYTHONPATH), not an installed package, and find
-    this interpreter's tools (dvc) first on the PATH. A failure stops the benchmark with one
-    line naming the command and the log.
+    The stages import ``cwd``'s (or ``code``'s) own ``src`` (PYTHONPATH), not an installed
+    package, and find this interpreter's tools (dvc) first on the PATH. A failure stops the
+    benchmark with one line naming the command and the log.
     """
-    env = dict(os.environ, PYTHONPATH=str(Path(cwd) / "src"),
+    env = dict(os.environ, PYTHONPATH=str(Path(code or cwd) / "src"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     with open(log, "a") as handle, tempfile.TemporaryFile("w+") as output:
         handle.write(f"\n$ (cd {cwd} && {shlex.join(command)})\n")
@@ -70,27 +77,32 @@ def run(command, cwd, log):
     return seconds, usage.ru_maxrss / 1024, text
 
 
-def copy_working_tree(destination):
-    """Copy this working tree's tracked and untracked, not ignored, files into ``destination``,
-    as a clone of it would hold them, less :data:`LEFT_OUT`."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    for name in sorted(set(filter(None, listed.split("\0")))):
-        source = ROOT / name
-        if name.startswith(LEFT_OUT) or not source.is_file():  # deleted, not yet committed
-            continue
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+def mean_image_bytes(image_size, repo, log):
+    """Mean PNG size, in bytes, of ``repo``'s download stage rendering at ``image_size`` px a
+    study of the generator's first :data:`SAMPLE_PATIENTS` patients (in a folder beside it)."""
+    scratch = repo.parent / f"render-{image_size}"
+    scratch.mkdir()
+    shutil.copy(repo / "params.yaml", scratch)
+    set_params(scratch, {"download.image_size": image_size})
+    run([sys.executable, "-m", "chestxray.acquire.embedded", "--out", "data", "--patients",
+         str(SAMPLE_PATIENTS)], scratch, log, code=repo)
+    run([sys.executable, str(repo / "stages" / "download.py")], scratch, log, code=repo)
+    count, total = disk_usage(scratch / "outputs" / "dataset" / "images")
+    shutil.rmtree(scratch)
+    return total / count
 
 
-def set_params(repo, overrides):
-    """Write ``{section: {key: value}}`` into ``repo``'s params.yaml."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+def parts_logged(stage, output):
+    """``(step, seconds, None)`` for the parts of a stage that it times itself in its log."""
+    if stage == "evaluate":
+        found = re.search(r"predicted (\d+) val and (\d+) test images in ([\d.]+) s; (.+) in "
+                          r"([\d.]+) s", output)
+        if found:
+            val, test, predicting, rest, rest_seconds = found.groups()
+            return [(f"evaluate, of which: prediction of {int(val):,} val and {int(test):,} "
+                     "test images", float(predicting), None),
+                     (f"evaluate, of which: {rest}", float(rest_seconds), None)]
+    return []
 
 
 def stage_outputs(stage):
@@ -160,7 +172,8 @@ def main():
     preset = yaml.safe_load(PRESET.read_text())
     if args.train_steps is not None:
         preset["train"]["steps_per_epoch"] = args.train_steps
-    set_params(repo, preset)
+    set_params(repo, {f"{section}.{key}": value for section, values in preset.items()
+                      for key, value in values.items()})
     untimed(["git", "init", "-q"])
     untimed(GIT + ["add", "-A"])
     untimed(GIT + ["commit", "-qm", "working tree, presets/synthetic-full.yaml"])
@@ -175,7 +188,8 @@ def main():
 
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        timed(f"{name}: `{stage['cmd']}`", shlex.split(stage["cmd"]))
+        output = timed(f"{name}: `{stage['cmd']}`", shlex.split(stage["cmd"]))
+        steps.extend(parts_logged(name, output))
         timed(f"{name}: `dvc commit` (hash and cache its outputs)",
               ["dvc", "commit", "-q", "-f", name])
     if "Running stage" in timed("`dvc repro`, nothing to run", ["dvc", "repro"]):
@@ -197,20 +211,29 @@ def main():
           f"train.epochs {train_params['epochs']}; {machine()}\n")
     print("| step | wall time | peak RSS |\n| --- | --- | --- |")
     for step, seconds, peak in steps:
-        print(f"| {step} | {duration(seconds)} | {peak:,.0f} MiB |")
-    print("\n| what | files | size |\n| --- | --- | --- |")
-    disk = [(f"{name}: its outs, metrics and plots", [repo / path for path in stage_outputs(stage)])
-            for name, stage in stages.items()]
-    disk += [("the study's tables, `data/`", [repo / "data"]),
-             ("the DVC cache, `.dvc/cache`", [repo / ".dvc" / "cache"]),
+        memory = "(in the stage's)" if peak is None else f"{peak:,.0f} MiB"
+        print(f"| {step} | {duration(seconds)} | {memory} |")
+    images, image_bytes = disk_usage(repo / "outputs" / "dataset" / "images")
+    large = mean_image_bytes(LARGE_SIZE, repo, log)
+    print(f"\nA {LARGE_SIZE}-px column computed: a {LARGE_SIZE}-px rendering of the generator's "
+          f"first {SAMPLE_PATIENTS} patients averages {large / 2**10:,.1f} KiB an image, "
+          f"against {image_bytes / images / 2**10:,.1f} KiB here; rows that hold every image "
+          f"of the study add the difference {images:,} times.\n")
+    print(f"| what | files | size | at {LARGE_SIZE} px (computed) |\n| --- | --- | --- | --- |")
+    disk = [(f"{name}: its outs, metrics and plots", [repo / path for path in stage_outputs(stage)],
+             name == "download") for name, stage in stages.items()]
+    disk += [("the study's tables, `data/`", [repo / "data"], False),
+             ("the DVC cache, `.dvc/cache`", [repo / ".dvc" / "cache"], True),
              ("the embedded remote (with the default study's tables)",
-              [repo / ".dvc" / "embedded-remote"]),
-             ("the local remote", [remote]),
-             ("the fresh clone's DVC cache", [clone / ".dvc" / "cache"])]
-    for what, paths in disk:
+              [repo / ".dvc" / "embedded-remote"], False),
+             ("the local remote", [remote], True),
+             ("the fresh clone's DVC cache", [clone / ".dvc" / "cache"], True)]
+    for what, paths, holds_images in disk:
         usage = [disk_usage(path) for path in paths]
-        print(f"| {what} | {sum(files for files, _ in usage):,} | "
-              f"{size(sum(total for _, total in usage))} |")
+        total = sum(count for _, count in usage)
+        scaled = total + images * (large - image_bytes / images) if holds_images else total
+        print(f"| {what} | {sum(files for files, _ in usage):,} | {size(total)} | "
+              f"{size(scaled)} |")
     if args.keep:
         print(f"\nkept {workdir}")
     elif args.workdir is None:

@@ -10,7 +10,7 @@ from chestxray.core.paths import DATASET_DIR, MODEL_FILE, PREDICTIONS_FILE, metr
 from chestxray.core.stage import run_stage
 from chestxray.core.tracking import stage_outputs
 from chestxray.data.preprocessing import load_display_image
-from chestxray.explain.gradcam import explain_files, feature_layer, upsample
+from chestxray.explain.gradcam import Heatmaps, explain_files, feature_layer, upsample
 from chestxray.explain.localization import (
     boxed_findings, localization_table, summarise_localization,
 )
@@ -27,6 +27,7 @@ def main():
     configure_tensorflow()
     model, preprocessing = load_model(MODEL_FILE)
     layer = feature_layer(model, settings["layer"]).name
+    heatmaps = Heatmaps(model, layer)
     size = preprocessing.image_size
     # The evaluate stage writes test-split predictions only: its images are the test split.
     predictions = pd.read_csv(PREDICTIONS_FILE, dtype={"Image Index": str})
@@ -35,8 +36,8 @@ def main():
 
     scored = boxed_findings(boxes, predictions["Image Index"])
     names, findings = zip(*scored) if scored else ((), ())
-    native = explain_files(model, preprocessing, [paths[name] for name in names], findings,
-                           layer, batch_size)
+    native = explain_files(heatmaps, preprocessing, [paths[name] for name in names], findings,
+                           batch_size)
     table = localization_table(findings, native, upsample(native, (size, size)),
                                list(scored.values()), settings["iou_threshold"])
     summary = summarise_localization(table)
@@ -50,9 +51,9 @@ def main():
             for column, value in row.dropna().items():
                 live.log_metric(f"localization/{finding}/{column}", round(float(value), 5),
                                 plot=False)
-        heatmaps = explain_files(model, preprocessing, [paths[name] for name, _ in top],
-                                 [finding for _, finding in top], layer, batch_size)
-        for (name, finding), heatmap in zip(top, heatmaps):
+        overlaid = explain_files(heatmaps, preprocessing, [paths[name] for name, _ in top],
+                                 [finding for _, finding in top], batch_size)
+        for (name, finding), heatmap in zip(top, overlaid):
             panel = overlay_panel(load_display_image(paths[name], MAX_DISPLAY_SIDE), heatmap,
                                   top_boxes.get((name, finding), ()))
             # "_gradcam" keeps overlays from sharing a name with a source radiograph.

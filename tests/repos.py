@@ -1,17 +1,12 @@
 """Throw-away git + DVC repositories of this working tree, for tests that run `dvc` itself."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from conftest import REPO
+from scratch_repo import copy_working_tree, set_params
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-LEFT_BEHIND = {".git", ".venv", "outputs", "metrics", "data", "downloads", ".pytest_cache",
-               "dvc.lock", "__pycache__"}
 # Small enough for a full `dvc repro` in about a minute on 2 CPU cores. EfficientNetV2B0's
 # first epoch, tracing included, takes 0.63 of DenseNet121's (23 s vs 37 s at 32 px,
 # benchmarks/backbones.py), and the pipeline's mechanics do not depend on the backbone; the
@@ -43,26 +38,11 @@ def run(command, cwd, env=None, fails=False):
 
 def clone_working_tree(repo):
     """Make ``repo`` a git repository holding this working tree's files, as a clone would."""
-    for item in REPO.iterdir():
-        if item.name in LEFT_BEHIND:
-            continue
-        if item.is_dir():
-            shutil.copytree(item, repo / item.name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(item, repo / item.name)
+    copy_working_tree(repo)
     run(["git", "init", "-q"], repo)
     run(GIT + ["add", "-A"], repo)
     run(GIT + ["commit", "-qm", "clone"], repo)
     return repo
-
-
-def set_params(repo, overrides):
-    """Write ``{"section.key": value}`` into ``repo``'s params.yaml."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        section, key = dotted.split(".")
-        params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def reproduce_tiny_study(repo):

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from chestxray.explain.gradcam import UnknownLayerError, gradcam, upsample
+from chestxray.explain.gradcam import Heatmaps, UnknownLayerError, gradcam, upsample
 from chestxray.explain.overlays import draw_box, overlay
 from chestxray.model.network import build_model
 
@@ -46,6 +46,21 @@ def test_each_image_can_explain_its_own_class_in_small_batches():
     assert np.unravel_index(heatmaps[1].argmax(), (32, 32))[0] in range(24, 28)
     assert np.unravel_index(heatmaps[2].argmax(), (32, 32))[0] in range(4, 8)
     assert heatmaps[1][bright] < 0.1 and heatmaps[0][dark] < 0.1
+
+
+def test_the_compiled_function_gives_the_eager_maps_for_any_batch_size():
+    """The stage and predict run Grad-CAM compiled, traced once; gradcam() runs it eagerly."""
+    model = blob_detector()
+    compiled = Heatmaps(model, "features")
+    eager = Heatmaps(model, "features", compiled=False)
+    rng = np.random.default_rng(3)
+    for count in (5, 2, 0):
+        images = rng.normal(size=(count, 32, 32, 1)).astype(np.float32)
+        classes = rng.integers(0, 2, count).astype(np.int32)
+        maps = compiled(images, classes)
+        assert maps.shape == (count, 32, 32) and maps.dtype == np.float32
+        np.testing.assert_allclose(maps, eager(images, classes), atol=1e-6)
+    assert compiled.maps.experimental_get_tracing_count() == 1
 
 
 def test_upsample_keeps_range_and_location():

@@ -74,7 +74,7 @@ def test_folder_without_write_permission_keeps_the_previous_split(workspace):
         "error: cannot write outputs/split.csv (Permission denied); "
         "outputs/split.csv was left as it was"]
     assert (outputs / "split.csv").read_bytes() == before
-    assert sorted(path.name for path in outputs.iterdir()) == ["dataset", "split.csv"]
+    assert sorted(path.name for path in outputs.iterdir()) == ["dataset", "dataset.sha256", "split.csv"]
 
 
 def tmpfs_mounts_allowed():
@@ -108,7 +108,7 @@ def test_full_disk_during_download_keeps_the_previous_dataset(workspace, tmp_pat
     assert result.stderr.splitlines()[-1] == (
         "error: cannot write outputs/dataset (No space left on device); "
         "outputs/dataset was left as it was")
-    assert sorted(path.name for path in left.iterdir()) == ["dataset", "split.csv"]
+    assert sorted(path.name for path in left.iterdir()) == ["dataset", "dataset.sha256", "split.csv"]
     assert snapshot(left) == snapshot(saved)
 
 

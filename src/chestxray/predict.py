@@ -17,7 +17,7 @@ from chestxray.core.atomic import atomic_path, atomic_write
 from chestxray.core.errors import PipelineError
 from chestxray.data.images import ImageError
 from chestxray.data.preprocessing import load_display_image, load_image
-from chestxray.explain.gradcam import DEFAULT_LAYER, explain_files, feature_layer
+from chestxray.explain.gradcam import DEFAULT_LAYER, Heatmaps, explain_files, feature_layer
 from chestxray.explain.overlays import MAX_DISPLAY_SIDE, overlay_panel
 from chestxray.nih.labels import FINDINGS
 
@@ -116,12 +116,13 @@ def write_overlays(model, preprocessing, table, directory, top, layer=DEFAULT_LA
     directory = Path(directory)
     scores = table[list(FINDINGS)].to_numpy()
     top_classes = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+    heatmaps = Heatmaps(model, layer)
     written = []
     for image, stem, classes in zip(table["image"], overlay_stems(table["image"]), top_classes):
         findings = [FINDINGS[index] for index in classes]
-        heatmaps = explain_files(model, preprocessing, [image] * len(findings), findings, layer)
         display = load_display_image(image, MAX_DISPLAY_SIDE)
-        for finding, heatmap in zip(findings, heatmaps):
+        for finding, heatmap in zip(findings, explain_files(heatmaps, preprocessing,
+                                                            [image] * len(findings), findings)):
             path = directory / stem.parent / f"{stem.name}_{finding}.png"
             with atomic_path(path) as temporary:
                 Image.fromarray(overlay_panel(display, heatmap)).save(temporary)

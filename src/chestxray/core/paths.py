@@ -12,6 +12,8 @@ EMBEDDED_DATA_DIR = Path("data")
 
 OUTPUTS_DIR = Path("outputs")
 DATASET_DIR = OUTPUTS_DIR / "dataset"
+# One SHA-256 per file of DATASET_DIR: what the stages after download depend on.
+DATASET_MANIFEST = OUTPUTS_DIR / "dataset.sha256"
 SPLIT_FILE = OUTPUTS_DIR / "split.csv"
 STATS_FILE = OUTPUTS_DIR / "stats.json"
 MODEL_FILE = OUTPUTS_DIR / "model.keras"
@@ -59,7 +61,7 @@ SUBGROUP_AUC_PLOT = plots_dir("evaluate", "custom") / "subgroup_auc.json"
 
 # What each stage writes, by the dvc.yaml section that declares it.
 STAGE_OUTPUTS = {
-    "download": {"outs": [DATASET_DIR]},
+    "download": {"outs": [DATASET_DIR, DATASET_MANIFEST]},
     "split": {"outs": [SPLIT_FILE], "metrics": [metrics_file("split")],
               "plots": [plots_dir("split", "custom")]},
     "stats": {"outs": [STATS_FILE], "metrics": [metrics_file("stats")],

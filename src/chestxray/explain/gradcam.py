@@ -31,9 +31,54 @@ def feature_layer(model, layer):
     return model.get_layer(layer)
 
 
+class Heatmaps:
+    """Grad-CAM of ``model`` on ``layer`` ("" for the backbone's last feature map).
+
+    ``heatmaps(images, classes)``: images float32 of shape (b, H, W, 1), normalised like
+    training input, and classes int32 of shape (b,), the class explained in each image.
+    Returns float32 (b, h, w) on the layer's grid (``heatmaps.grid``), each map scaled to
+    0..1 (all zeros where the class gets no positive evidence). ``compiled``: a
+    ``tf.function``, traced once, on its first call, for any batch size; else eager, which
+    costs no trace but runs each batch several times slower (docs/benchmarks.md#grad-cam).
+    """
+
+    def __init__(self, model, layer=DEFAULT_LAYER, compiled=True):
+        self.feature_model = keras.Model(
+            model.inputs, [feature_layer(model, layer).output, model.output])
+        self.grid = tuple(self.feature_model.outputs[0].shape[1:3])
+        self.maps = tf.function(self._maps, input_signature=[
+            tf.TensorSpec((None, *self.feature_model.input_shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int32)]) if compiled else self._maps
+
+    def _maps(self, images, classes):
+        with tf.GradientTape() as tape:
+            features, predictions = self.feature_model([images], training=False)
+            # Images do not interact in inference mode, so the gradient of the summed
+            # scores holds each image's own gradient.
+            scores = tf.gather(predictions, classes, axis=1, batch_dims=1)
+        gradients = tape.gradient(scores, features)
+        channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cams = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))
+        peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
+        return tf.math.divide_no_nan(cams, peak)
+
+    def __call__(self, images, classes):
+        if not len(images):
+            return np.zeros((0, *self.grid), np.float32)
+        return self.maps(np.asarray(images, np.float32),
+                         np.asarray(classes, np.int32)).numpy().astype(np.float32)
+
+    def batched(self, images, classes, batch_size):
+        """The maps of ``images`` (n, H, W, 1) and ``classes`` (n,), ``batch_size`` at a time;
+        float32 (n, h, w)."""
+        return np.concatenate([np.zeros((0, *self.grid), np.float32)] + [
+            self(images[start:start + batch_size], classes[start:start + batch_size])
+            for start in range(0, len(images), batch_size)])
+
+
 def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_BATCH_SIZE,
             resize=True):
-    """Grad-CAM heatmaps for a batch of images.
+    """Grad-CAM heatmaps for images in memory.
 
     Parameters
     ----------
@@ -52,31 +97,10 @@ def gradcam(model, images, class_index, layer=DEFAULT_LAYER, batch_size=DEFAULT_
     float32 array of shape (n, H, W), or (n, h, w) without ``resize``, each map
     scaled to 0..1 (all zeros where the class gets no positive evidence).
     """
-    feature_model = keras.Model(model.inputs, [feature_layer(model, layer).output, model.output])
     images = np.asarray(images, dtype=np.float32)
     classes = np.broadcast_to(np.asarray(class_index, dtype=np.int32), (len(images),))
-    maps = [_gradcam_batch(feature_model, images[start:start + batch_size],
-                           classes[start:start + batch_size])
-            for start in range(0, len(images), batch_size)]
-    grid = tuple(feature_model.outputs[0].shape[1:3])
-    maps = np.concatenate(maps) if maps else np.zeros((0, *grid), np.float32)
+    maps = Heatmaps(model, layer, compiled=False).batched(images, classes, batch_size)
     return upsample(maps, images.shape[1:3]) if resize else maps
-
-
-def _gradcam_batch(feature_model, images, classes):
-    """Grad-CAM of one batch: images (b, H, W, 1), classes (b,) -> float32 (b, h, w)
-    on the layer's grid."""
-    images = tf.convert_to_tensor(images)
-    with tf.GradientTape() as tape:
-        features, predictions = feature_model(images, training=False)
-        # Images do not interact in inference mode, so the gradient of the summed
-        # scores holds each image's own gradient.
-        scores = tf.gather(predictions, classes, axis=1, batch_dims=1)
-    gradients = tape.gradient(scores, features)
-    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    cams = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))
-    peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
-    return tf.math.divide_no_nan(cams, peak).numpy().astype(np.float32)
 
 
 def upsample(heatmaps, shape):
@@ -91,19 +115,15 @@ def upsample(heatmaps, shape):
     return np.clip(resized.numpy(), 0, 1)
 
 
-def explain_files(model, preprocessing, paths, findings, layer=DEFAULT_LAYER,
-                  batch_size=DEFAULT_BATCH_SIZE):
+def explain_files(heatmaps, preprocessing, paths, findings, batch_size=DEFAULT_BATCH_SIZE):
     """Grad-CAM of ``findings[i]`` in image file ``paths[i]``, on the layer's grid.
 
-    The files are preprocessed as the model was trained
-    (:func:`~chestxray.data.preprocessing.preprocess_files`), ``batch_size`` at
-    a time, so any number of files fits in memory. Returns float32 (n, h, w)
-    in 0..1.
+    ``heatmaps`` is a :class:`Heatmaps`. The files are preprocessed as the model was
+    trained (:func:`~chestxray.data.preprocessing.preprocess_files`), ``batch_size`` at a
+    time, so any number of files fits in memory. Returns float32 (n, h, w) in 0..1.
     """
-    classes = [FINDINGS.index(finding) for finding in findings]
-    # No file still makes one (empty) call, which gives the layer's grid shape.
-    starts = range(0, len(paths), batch_size) or [0]
-    return np.concatenate([
-        gradcam(model, preprocess_files(paths[start:start + batch_size], preprocessing),
-                classes[start:start + batch_size], layer, batch_size, resize=False)
-        for start in starts])
+    classes = np.array([FINDINGS.index(finding) for finding in findings], np.int32)
+    return np.concatenate([np.zeros((0, *heatmaps.grid), np.float32)] + [
+        heatmaps(preprocess_files(paths[start:start + batch_size], preprocessing),
+                 classes[start:start + batch_size])
+        for start in range(0, len(paths), batch_size)])
