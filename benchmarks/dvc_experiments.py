@@ -12,10 +12,14 @@ def dvc(*arguments):
 
 
 def experiment_data(names):
-    """{experiment name: its `data` (params, metrics) in `dvc exp show --json`}, for ``names``."""
+    """{experiment name: its `data` (params, metrics) in `dvc exp show --json`}, for those of
+    ``names`` that finished successfully: DVC shows a queued, running, failed or killed
+    experiment with its baseline's metrics, not its own."""
     found = {}
     for commit in json.loads(dvc("exp", "show", "--json")):
         for experiment in commit.get("experiments") or []:
+            if (experiment.get("executor") or {}).get("state", "success") != "success":
+                continue
             for revision in experiment.get("revs", []):
                 if revision.get("name") in names:
                     found[revision["name"]] = revision["data"]

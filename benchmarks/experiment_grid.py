@@ -7,8 +7,10 @@ Usage: python benchmarks/experiment_grid.py [--seeds 42 1 2] [--resample none ov
 Queues, in the repository it runs in, one experiment per cell of `train.resample` x
 `train.loss` x `train.seed`, and one per backbone with the default recipe and
 `--backbone-seed` (the first seed unless given); `--set` adds `-S K=V` to every one (e.g.
-`--set download.local_dir=...` for the real sample). An experiment whose name exists already
-is not queued again, so a grid can be made in parts and rerun to print its tables. Each runs
+`--set download.local_dir=...` for the real sample). An experiment that succeeded, or is queued or
+running, is not queued again, so a grid can be made in parts and rerun to print its tables;
+the queue's failed or killed experiments (all of them: run it in a clone of its own) are
+removed and queued again. Each runs
 up to the evaluate stage (Grad-CAM is not needed for the table), `--jobs` at a time (1 by
 default, so the epoch times are those of the whole machine). Then prints Markdown tables:
 - per cell: mean test AUC, mean ± sd over the seeds, and each seed's patient-level bootstrap
@@ -117,9 +119,10 @@ def main():
                       for name, backbone in backbones.items()})
     waiting = set(re.findall(r"^\w+ +(\S+) .* (?:Queued|Running)$", dvc("queue", "status"),
                              re.MULTILINE))
-    # `dvc exp show` gives a running experiment its baseline's metrics: not its own.
-    made = set(experiment_results(set(overrides))) - waiting
+    made = set(experiment_results(set(overrides)))
     if not args.report:
+        # A failed or killed experiment is run again under its name.
+        dvc("queue", "remove", "--failed")
         for name, settings in overrides.items():
             if name not in made | waiting:
                 queue(name, {**common, **settings})
