@@ -2,10 +2,10 @@
 scratch can tell images apart.
 
 Usage: python benchmarks/backbones.py [--size 32] [--images 32] [--batch 16]
-       [--backbones densenet121 ...]
+       [--batchnorm-momentum 0.9] [--backbones densenet121 ...]
 
 For each backbone, in this one process: build the pipeline's model (`build_model`, weights
-none, train.batchnorm_momentum 0.9), compile it with Adam and binary cross-entropy, and fit
+none, train.batchnorm_momentum `--batchnorm-momentum`), compile it with Adam and binary cross-entropy, and fit
 one epoch of random gray images in batches of `--batch`.
 Prints the build time, the first epoch (tracing included), a second epoch and the training
 images/s it gives (with `--images` large enough for many steps, the backbone's steady
@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batchnorm-momentum", type=float, default=0.9)
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     args = parser.parse_args()
     configure_tensorflow()
@@ -40,7 +41,7 @@ def main():
     for name in args.backbones:
         keras.utils.set_random_seed(0)
         start = time.perf_counter()
-        model = build_model(args.size, "none", 0.9, backbone=name)
+        model = build_model(args.size, "none", args.batchnorm_momentum, backbone=name)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
                       jit_compile=False)
         built = time.perf_counter()

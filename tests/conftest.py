@@ -11,11 +11,25 @@ from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The longest test files first (pytest-xdist hands each worker a file when it is nearly done
+# with its last; --no-loadscope-reorder keeps this order), so that the two workers end
+# together rather than one running the last long file alone. test_faults makes the tiny study
+# the next three share (about a minute); test_training, which does not need it, keeps the
+# other worker busy meanwhile.
+LONG_FIRST = ("test_faults.py", "test_training.py", "test_pr_report.py", "test_pipeline.py",
+              "test_experiments.py", "test_backbones.py", "test_checkpoints.py")
 
 
 class TinyRepro(NamedTuple):
     path: Path
     log: str
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+    items.sort(key=rank)
 
 
 def shared_file(*parts):

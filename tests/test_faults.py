@@ -90,11 +90,6 @@ class Plan:
                 *self.late.items()]
 
 
-# The training chains check files, checkpoints and epochs, not scores: the fastest backbone to
-# trace (MobileNetV3Small, 13 s vs the tiny study's EfficientNetV2B0 23 s; benchmarks/backbones.py)
-# serves them.
-FAST_TRAINING = {"train.backbone": "mobilenetv3small"}
-
 PLANS = {
     "download": Plan(
         {"download.image_size": 32},
@@ -110,7 +105,7 @@ PLANS = {
         Fault("chestxray.data.images:read_gray:20"),  # reading the train images
         {"late": COMMIT, "mid-commit": metrics_published("stats")}),
     "train": Plan(
-        {"train.epochs": 2, **FAST_TRAINING},
+        {"train.epochs": 2},
         # Epoch 1 of 2 is checkpointed and logged.
         Fault("chestxray.model.callbacks:LiveMetrics.on_epoch_end", when="after"),
         # late: the resumed run has trained epoch 2 and puts the model in place;
@@ -243,7 +238,7 @@ def nih_sample_chain(tiny, path):
     repo = clone_sharing_cache(tiny, path / "repo")
     set_params(repo, {"download.source": "local",
                       "download.local_dir": str((SHARED_DATA / NIH_SAMPLE).resolve()),
-                      "train.epochs": 2, **FAST_TRAINING})
+                      "train.epochs": 2})
     chain = Chain(repo)
     chain.recovery.append(run_plain(["dvc", "repro", "stats"], repo))
     before = digests(repo)
