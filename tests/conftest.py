@@ -82,6 +82,27 @@ def fuzz_folders(tmp_path_factory):
     return make_template(tmp_path_factory.mktemp("template")), tmp_path_factory.mktemp("cases")
 
 
+def assert_predict_gives_the_evaluated_probabilities(repo):
+    """`python -m chestxray predict` on the test images ``repo``'s evaluate stage scored gives
+    its outputs/predictions.csv to 1e-5, with no flag telling predict how the model was made."""
+    import numpy as np
+    import pandas as pd
+
+    from chestxray.core.paths import DATASET_DIR, PREDICTIONS_FILE
+    from chestxray.nih import layout
+    from chestxray.nih.labels import FINDINGS
+    evaluated = pd.read_csv(repo / PREDICTIONS_FILE).set_index("Image Index")
+    paths = layout.read_dataset(repo / DATASET_DIR).set_index("Image Index")["path"]
+    files = [str(repo / paths[name]) for name in evaluated.index]
+    subprocess.run([sys.executable, "-m", "chestxray", "predict", *files, "--out", "predicted.csv"],
+                   cwd=repo, check=True, capture_output=True)
+    predicted = pd.read_csv(repo / "predicted.csv")
+    predicted.index = [name.rsplit("/", 1)[-1] for name in predicted.pop("image")]
+    assert len(evaluated) > 5 and list(predicted.index) == list(evaluated.index)
+    np.testing.assert_allclose(predicted[list(FINDINGS)].to_numpy(),
+                               evaluated[list(FINDINGS)].to_numpy(), rtol=0, atol=1e-5)
+
+
 def stage_process(stage, cwd, *, check=False, **options):
     """Run ``stages/<stage>.py`` in ``cwd``; the CompletedProcess, output captured as text."""
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py")],

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from chestxray.core.errors import PipelineError
-from chestxray.core.paths import PARAMS_FILE
+from chestxray.core.paths import PARAMS_FILE, WEIGHTS_DIR
 from chestxray.nih.labels import FINDINGS
 
 # Every backbone (chestxray.model.backbones) halves the resolution five times:
@@ -62,6 +62,12 @@ def _text(value):
 def _weights(value):
     if not isinstance(value, str) or not value:
         return "must be 'imagenet', 'none' or the path of a weights file"
+    parts = Path(value).parts
+    if value not in ("imagenet", "none") and (
+            Path(value).is_absolute() or ".." in parts or len(parts) < 2 or
+            parts[0] != str(WEIGHTS_DIR)):
+        return (f"must be 'imagenet', 'none' or a file under {WEIGHTS_DIR}/, train's DVC "
+                f"dependency, so that a changed file reruns train: move the file there")
 
 
 def _head_order(value):

@@ -23,6 +23,10 @@ CHECKPOINT_DIR = OUTPUTS_DIR / "checkpoints"
 # Test-split probabilities, one row per image (evaluate); Grad-CAM explains them.
 PREDICTIONS_FILE = OUTPUTS_DIR / "predictions.csv"
 
+# The weights and checkpoint files train.weights may name: a dependency of train, so that a
+# changed file reruns it (DVC cannot depend on a path named by a param that may be 'none').
+WEIGHTS_DIR = Path("weights")
+
 METRICS_DIR = Path("metrics")
 
 
