@@ -284,6 +284,20 @@ def test_frozen_head_phase_then_fine_tuning_at_its_own_rate(params, stats, data,
     assert training.training_phases(dict(params, freeze_epochs=5)) == [(0, 2, 0.01, "head")]
 
 
+def test_each_phase_traces_its_training_step_once(params, stats, data, tmp_path, monkeypatch):
+    # Tracing is most of a short training's time. Optimizer slots made inside the first traced
+    # step would make TensorFlow trace it twice; compile_model makes them beforehand.
+    traced = []
+    trace_step = keras.Model.train_step
+
+    def counted(model, batch):
+        traced.append(len(model.trainable_weights))
+        return trace_step(model, batch)
+    monkeypatch.setattr(keras.Model, "train_step", counted)
+    run(dict(params, epochs=3, freeze_epochs=1), stats, data, tmp_path / "ck", tmp_path / "live")
+    assert traced == [2, 4]  # the head's kernel and bias, then the whole network
+
+
 def rates_over(schedule, aucs, patience=1):
     """Learning rates a schedule sets over epochs with the given validation AUCs."""
     state = new_state("x")

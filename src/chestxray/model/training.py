@@ -57,10 +57,14 @@ def compile_model(model, loss, lr, device="CPU", deterministic=False, monitored=
     GPU, except under op determinism: XLA has no deterministic max-pooling
     gradient (tensorflow/tensorflow#69417), and DenseNet121's stem max-pools.
     Under a mixed_float16 policy Keras wraps Adam in a LossScaleOptimizer.
+    The optimizer's slot variables are made here: Keras would make them inside
+    the first traced training step, and TensorFlow then traces that step a
+    second time, a fixed cost of every training process (the same weights).
     """
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss,
                   metrics=[MonitoredAUC(len(FINDINGS), monitored)],
                   jit_compile="auto" if device == "GPU" and not deterministic else False)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
