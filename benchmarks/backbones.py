@@ -23,6 +23,7 @@ from chestxray.model.backbones import BACKBONES
 from chestxray.model.network import build_model
 from chestxray.model.training import configure_tensorflow
 
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=32)

@@ -1,4 +1,5 @@
 """Shared paths (the real NIH material beside the repository, when present) and fixtures."""
+import os
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,12 @@ from typing import NamedTuple
 import pytest
 import yaml
 from filelock import FileLock
+
+# Two xdist workers, the fault matrix's two lanes and the stages they start share two cores,
+# and TensorFlow's intra-op pool, sized for the whole machine, spins for cores others hold. One
+# thread per process (inherited by every stage and command the tests start): three concurrent
+# tiny trainings took a median 0.86 of the CPU time (docs/benchmarks.md#tests).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

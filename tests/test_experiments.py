@@ -16,7 +16,7 @@ def wait_for_queue(repo, timeout_s=600):
         if not any(word in status for word in ("Queued", "Running")):
             return status
         assert time.monotonic() < deadline, f"queue still busy after {timeout_s} s:\n{status}"
-        time.sleep(5)
+        time.sleep(1)
 
 
 def experiments_by_name(repo):

@@ -215,19 +215,20 @@ def predict_chain(tiny, path):
     command = [sys.executable, "-m", "chestxray", "predict", "--model",
                str(tiny / "outputs" / "model.keras"), "--batch-size", "8"]
     chain = Chain(work)
-    chain.recovery.append(run_plain([*command, *images[:40], "--out", "out.csv"], work))
+    overlays = [*command, *images[:3], "--gradcam", "overlays", "--top", "1"]
+    # The previous run: the --out file and overlays the faulted runs must leave as they are.
+    chain.recovery.append(run_plain([*overlays, "--out", "out.csv"], work))
     for name, fault in PLANS["predict"].faults():
         before = digests(work, folders=(), files=("out.csv",))
         outcome = run_with_fault([*command, *images[:80], "--out", "out.csv"], work, fault,
                                  PREDICT_PROGRAM)
         chain.steps[name] = Step(outcome, before, digests(work, folders=(), files=("out.csv",)))
-    # Overlays: a run like a previous one, killed while it writes its second overlay.
-    overlays = [*command, *images[:3], "--gradcam", "overlays", "--top", "1", "--out", "o.csv"]
-    chain.recovery.append(run_plain(overlays, work))
+    # The previous run again, killed while it writes its second overlay.
     before = digests(work, folders=("overlays",), files=())
-    outcome = run_with_fault(overlays, work, Fault("PIL.ImageFile:_save:2"), PREDICT_PROGRAM)
+    outcome = run_with_fault([*overlays, "--out", "o.csv"], work, Fault("PIL.ImageFile:_save:2"),
+                             PREDICT_PROGRAM)
     chain.steps["overlay"] = Step(outcome, before, digests(work, folders=("overlays",), files=()))
-    chain.recovery.append(run_plain(overlays, work))  # the user runs it again
+    chain.recovery.append(run_plain([*overlays, "--out", "o.csv"], work))  # the user runs it again
     chain.recovery.append(run_plain([*command, *images[:80], "--out", "out.csv"], work))
     chain.final = digests(work, folders=("overlays",), files=("out.csv",))
     return chain
