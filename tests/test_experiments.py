@@ -39,13 +39,13 @@ def experiments_by_name(repo):
 
 @pytest.mark.slow
 def test_a_queue_of_two_experiments_runs_and_one_is_promoted(tiny_repro, tmp_path):
-    # Overrides of the evaluate stage only: the queue reruns evaluate (and what follows)
-    # from the cached model, so the test exercises DVC's queue without training twice.
+    # Overrides of the evaluate stage only, each experiment run up to it: the queue reruns
+    # evaluate from the cached model, so the test exercises DVC's queue without training.
     repo = clone_sharing_cache(tiny_repro.path, tmp_path / "team")
     for name, sensitivity in (("sens-80", 0.8), ("sens-99", 0.99)):
         run(["dvc", "exp", "run", "--queue", "--name", name,
              "-S", "evaluate.threshold_rule=sensitivity",
-             "-S", f"evaluate.target_sensitivity={sensitivity}"], repo)
+             "-S", f"evaluate.target_sensitivity={sensitivity}", "evaluate"], repo)
     # Two workers: evaluate mostly uses one core, and the test runs on two.
     run(["dvc", "queue", "start", "--jobs", "2"], repo)
     status = wait_for_queue(repo)
@@ -72,5 +72,5 @@ def test_a_queue_of_two_experiments_runs_and_one_is_promoted(tiny_repro, tmp_pat
     assert applied["evaluate"]["target_sensitivity"] == 0.8
     metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
     assert metrics == experiments["sens-80"]["metrics"]
-    # The applied experiment's outputs come with it: nothing left to rerun.
-    assert "Running stage" not in run(["dvc", "repro", "--dry"], repo)
+    # The applied experiment's outputs come with it: nothing left to rerun up to evaluate.
+    assert "Running stage" not in run(["dvc", "repro", "--dry", "evaluate"], repo)

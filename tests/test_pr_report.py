@@ -19,6 +19,7 @@ SHAPES = {
     "train-param": (lambda repo: set_params(repo, {"train.lr": 0.003}), AFTER_TRAIN),
     "evaluate-only": (lambda repo: set_params(repo, {"evaluate.threshold_rule": "sensitivity"}),
                       ["evaluate", "gradcam"]),
+    "gradcam-only": (lambda repo: set_params(repo, {"gradcam.iou_threshold": 0.4}), ["gradcam"]),
 }
 
 
@@ -121,12 +122,15 @@ def test_a_train_param_change_reruns_both_sides_here_and_every_auc_has_an_interv
 
 
 @pytest.mark.slow
-def test_an_evaluate_only_change_does_not_retrain(repo, tmp_path):
-    open_pull_request(repo, "evaluate-only")
+def test_a_gradcam_only_change_reruns_gradcam_alone_and_keeps_the_aucs(repo, tmp_path):
+    # The cheapest shape that reruns a stage. An evaluate-only one would rerun evaluate on both
+    # sides from one model and give identical predictions: test_compare.py checks that those
+    # change by exactly zero, and the shapes' stage lists are checked above.
+    open_pull_request(repo, "gradcam-only")
     markdown, log = report(repo, tmp_path / "plots")
-    assert runs(log) == {"evaluate": 2, "gradcam": 2}
-    # Same model, same machine, same images: the predictions and so the AUCs are identical.
-    assert {verdict for _, verdict in auc_rows(markdown).values()} <= {"no change", "undefined"}
+    assert runs(log) == {"gradcam": 2}
+    assert "Not rerun: the evaluate stage's inputs are unchanged, so are its AUCs." in markdown
+    assert re.search(r"\| params\.yaml +\| gradcam\.iou_threshold +\| 0\.5 +\| 0\.4 +\|", markdown)
 
 
 def test_changed_stages_outside_a_dvc_repository_is_one_line(tmp_path):
