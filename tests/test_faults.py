@@ -1,9 +1,9 @@
 """Fault matrix: each stage under a real `dvc repro`, and `python -m chestxray predict`,
 
-* killed (SIGKILL of its own process) early (just after its params are read), in the middle of
-  its work and late (while it commits its outputs),
-* lost with its machine (SIGKILL of the whole `dvc repro` process group),
+* killed (SIGKILL of its own process) in the middle of its work and late (while it commits its
+  outputs),
 * interrupted by Ctrl-C (SIGINT to the process group, as a terminal sends it),
+* lost with its machine (SIGKILL of the whole `dvc repro` process group; split and train),
 
 keeps the last good outputs and metrics byte-identical, prints no traceback, and `dvc repro`
 then completes, with training resumed after its last finished epoch. docs/reliability.md
@@ -42,7 +42,6 @@ TARGETS = (*STAGES, "predict")
 NIH_SAMPLE = "nih-sample-64"
 DATA_OUTPUTS = ("outputs/dataset", "outputs/split.csv", "outputs/stats.json")
 LANES = 2
-EARLY = Fault("chestxray.core.params:load_params", when="after")
 
 
 def replaced_by(temporary, path):
@@ -73,20 +72,29 @@ class Plan:
     process group is signalled (default ``middle``); ``late``: ``{"late": point}``, once the
     work is done, before any output is put in place, and for stages with file outputs and
     metrics ``"mid-commit"``: the files renamed in, the metrics folder not yet swapped in;
-    ``early``: just after its params (arguments) are read.
+    ``lost_machine``: whether the process group is also SIGKILLed at ``during``.
+
+    No cell repeats another's check. A kill just after the params are read would be a weaker
+    ``middle``: the same process, killed before anything the middle point has done. A lost
+    machine kills the stage where ``middle`` does and DVC with it, and what DVC leaves (its
+    rwlock) does not depend on the stage: split checks it, and train, whose ``during`` is
+    another point (the resumed run). Without DVC (predict) it is ``middle`` again.
     """
     rerun: dict
     middle: Fault
     late: dict
     during: Optional[Fault] = None
-    early: Fault = EARLY
+    lost_machine: bool = False
 
     def faults(self):
         """(name, fault) in the order they run; the late ones last, as they may break things."""
         during = self.during or self.middle
-        return [("early", self.early), ("middle", self.middle),
-                ("ctrl-c", Fault(during.at, during.when, during.match, signal.SIGINT)),
-                ("lost-machine", Fault(during.at, during.when, during.match, signal.SIGKILL)),
+        signalled = [("ctrl-c", signal.SIGINT)]
+        if self.lost_machine:
+            signalled.append(("lost-machine", signal.SIGKILL))
+        return [("middle", self.middle),
+                *((name, Fault(during.at, during.when, during.match, group_signal))
+                  for name, group_signal in signalled),
                 *self.late.items()]
 
 
@@ -99,13 +107,15 @@ PLANS = {
     "split": Plan(
         {"split.seed": 7},
         Fault("chestxray.data.split:split_patients"),
-        {"late": COMMIT, "mid-commit": metrics_published("split")}),
+        {"late": COMMIT, "mid-commit": metrics_published("split")}, lost_machine=True),
     "stats": Plan(
         {"stats.max_images": 50},
         Fault("chestxray.data.images:read_gray:20"),  # reading the train images
         {"late": COMMIT, "mid-commit": metrics_published("stats")}),
     "train": Plan(
-        {"train.epochs": 2},
+        # Bounded epochs (3 of the tiny study's 8 batches): the stage hands them to fit, and a
+        # resumed run keeps them.
+        {"train.epochs": 2, "train.steps_per_epoch": 3},
         # Epoch 1 of 2 is checkpointed and logged.
         Fault("chestxray.model.callbacks:LiveMetrics.on_epoch_end", when="after"),
         # late: the resumed run has trained epoch 2 and puts the model in place;
@@ -113,7 +123,8 @@ PLANS = {
         # metrics/train.
         {"late": COMMIT, "mid-commit": metrics_published("train")},
         # The resumed run starts epoch 2, inside model.fit.
-        during=Fault("chestxray.model.callbacks:LearningRateControl.on_epoch_begin")),
+        during=Fault("chestxray.model.callbacks:LearningRateControl.on_epoch_begin"),
+        lost_machine=True),
     "evaluate": Plan(
         {"evaluate.bootstrap_seed": 7},
         Fault("chestxray.model.saved:probabilities", when="after"),  # val scored, test next
@@ -127,8 +138,7 @@ PLANS = {
 PLANS["predict"] = Plan(
     {},
     Fault("chestxray.data.preprocessing:load_image:20"),  # two batches of 8 scored
-    {"late": file_replaced("out.csv")},
-    early=Fault("chestxray.predict:check_output_path", when="after"))
+    {"late": file_replaced("out.csv")})
 
 CELLS = [(target, name) for target in TARGETS for name, _ in PLANS[target].faults()]
 
@@ -359,14 +369,13 @@ def test_lost_machine_keeps_the_last_good_outputs(matrix, target, point):
     step = matrix[target].steps[point]
     check_kept(step)
     assert step.outcome.returncode == -signal.SIGKILL
-    if target != "predict":
-        # dvc's locks (.dvc/tmp/rwlock) still name the killed dvc; the next `dvc repro` sees
-        # that no process has its PID, says so and goes on.
-        assert {info["pid"] for info in step.rwlock["write"].values()} == {step.outcome.pid}
-        following = matrix[target].steps[next_step(target, point)].outcome.output
-        assert re.search(rf"WARNING: Process '\S*dvc repro {target}' with \(Pid "
-                         rf"{step.outcome.pid}\), in RWLock-file '[^']+' had been killed\. "
-                         r"Auto removed it from the lock file\.", following), following
+    # dvc's locks (.dvc/tmp/rwlock) still name the killed dvc; the next `dvc repro` sees that
+    # no process has its PID, says so and goes on.
+    assert {info["pid"] for info in step.rwlock["write"].values()} == {step.outcome.pid}
+    following = matrix[target].steps[next_step(target, point)].outcome.output
+    assert re.search(rf"WARNING: Process '\S*dvc repro {target}' with \(Pid "
+                     rf"{step.outcome.pid}\), in RWLock-file '[^']+' had been killed\. "
+                     r"Auto removed it from the lock file\.", following), following
 
 
 @pytest.mark.slow
@@ -411,9 +420,9 @@ def test_no_temporary_is_left_once_a_run_succeeds(matrix, target):
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["train"])
 def test_training_resumes_after_the_last_finished_epoch(matrix, target):
-    """Killed after epoch 1 of 2: the next runs (Ctrl-C'd, lost, killed while committing)
-    resume at epoch 2 and continue dvclive's steps; killed while committing a finished
-    training, the rerun trains nothing again."""
+    """Killed after epoch 1 of 2 (each of 3 batches): the next runs (Ctrl-C'd, lost, killed
+    while committing) resume at epoch 2, of 3 batches too, and continue dvclive's steps; killed
+    while committing a finished training, the rerun trains nothing again."""
     chain = matrix[target]
     assert chain.steps["middle"].train["epochs_done"] == 1
     assert chain.steps["middle"].train["staging_steps"] == [0]
@@ -423,6 +432,8 @@ def test_training_resumes_after_the_last_finished_epoch(matrix, target):
     late = chain.steps["late"]  # trained epoch 2, killed before putting the model in place
     assert late.train["staging_params"]["resumed_at_epoch"] == 1
     assert "Epoch 1/2" not in late.outcome.output and "Epoch 2/2" in late.outcome.output
+    # Keras' line at the epoch's end (fit's verbose 2): steps run / steps an epoch.
+    assert re.findall(r"^(\d+)/(\d+) - ", late.outcome.output, re.MULTILINE) == [("3", "3")]
     assert late.train["epochs_done"] == 2
     assert late.train["staging_steps"] == [0, 1]
     assert chain.steps["mid-commit"].train["staging_params"]["resumed_at_epoch"] == 2
@@ -431,6 +442,7 @@ def test_training_resumes_after_the_last_finished_epoch(matrix, target):
     resumed = chain.train["params"]["resumed_at_epoch"]
     assert resumed == 2, f"the rerun resumed at epoch {resumed}:\n{chain.recovery[0].output}"
     assert chain.train["steps"] == [0, 1]
+    assert "trained mobilenetv3small for 2 epochs of 3 steps on CPU" in chain.recovery[0].output
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """Training loop: phases, learning-rate control, checkpoints, resume, NaN guard, devices."""
 import json
 import math
-import re
 import types
 
 import keras
@@ -26,8 +25,7 @@ from chestxray.model.distribution import choose_strategy
 from chestxray.model.losses import WeightedBinaryCrossentropy
 from chestxray.nih.labels import FINDINGS, classes_with_both_labels
 
-from conftest import REPO, stage_process
-from repos import set_params
+from conftest import REPO
 
 SIZE, IMAGES, BATCH = 32, 8, 4
 
@@ -198,19 +196,6 @@ def test_a_run_resumed_mid_phase_ends_as_an_uninterrupted_one(params, stats, png
         assert [row.split("\t")[0] for row in rows] == ["step", "0", "1", "2"]
         np.testing.assert_allclose([float(row.split("\t")[1]) for row in rows[1:]],
                                    [logged.prevalence(epoch)[name] for epoch in range(3)])
-
-
-@pytest.mark.slow
-def test_the_train_stage_runs_steps_per_epoch_batches_an_epoch(workspace):
-    stage_process("stats", workspace, check=True)
-    # MobileNetV3Small: the stage's mechanics at the least tracing time (docs/benchmarks.md).
-    set_params(workspace, {"train.backbone": "mobilenetv3small", "train.image_size": SIZE,
-                           "train.epochs": 2, "train.batch_size": BATCH,
-                           "train.steps_per_epoch": 1})
-    result = stage_process("train", workspace, check=True)
-    # Keras' line at each epoch's end (fit's verbose 2): steps run / steps an epoch.
-    assert re.findall(r"^(\d+)/(\d+) - ", result.stdout, re.MULTILINE) == [("1", "1")] * 2
-    assert "trained mobilenetv3small for 2 epochs of 1 steps on CPU" in result.stdout
 
 
 def test_checkpoint_of_other_params_is_discarded(params, stats, data, tmp_path):
