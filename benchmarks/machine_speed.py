@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/machine_speed.py [--runs 3]
 
-The same work on this machine takes up to 1.5 times as long from one hour to the next, so two
+The same work on this machine took up to 1.9 times as long from one hour to the next, so two
 CI timings compare only with the machine's speed at each. The probe is what every stage and
 test process starts with: a fresh Python importing TensorFlow, Keras, pandas, scikit-learn,
 Matplotlib, DVC and dvclive. Prints the median CPU seconds (user + system) of ``--runs`` such

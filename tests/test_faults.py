@@ -89,13 +89,12 @@ class Plan:
     def faults(self):
         """(name, fault) in the order they run; the late ones last, as they may break things."""
         during = self.during or self.middle
-        signalled = [("ctrl-c", signal.SIGINT)]
+        cells = [("middle", self.middle),
+                 ("ctrl-c", Fault(during.at, during.when, during.match, signal.SIGINT))]
         if self.lost_machine:
-            signalled.append(("lost-machine", signal.SIGKILL))
-        return [("middle", self.middle),
-                *((name, Fault(during.at, during.when, during.match, group_signal))
-                  for name, group_signal in signalled),
-                *self.late.items()]
+            cells.append(("lost-machine",
+                          Fault(during.at, during.when, during.match, signal.SIGKILL)))
+        return [*cells, *self.late.items()]
 
 
 PLANS = {
