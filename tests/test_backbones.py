@@ -23,10 +23,23 @@ SIZE = 64
 MODULES = sorted(set(BACKBONES) - {"densenet121", "densenet169", "densenet201"})
 
 
+@pytest.fixture(scope="module")
+def model_of():
+    """``model_of(name)``: the backbone's seeded model, built once for this module's tests (a
+    build is most of a backbone test's time). Tests may change trainable flags, nothing else."""
+    models = {}
+
+    def build(name):
+        if name not in models:
+            keras.utils.set_random_seed(0)
+            models[name] = build_model(SIZE, "none", backbone=name)
+        return models[name]
+    return build
+
+
 @pytest.fixture(scope="module", params=sorted(BACKBONES))
-def built(request):
-    keras.utils.set_random_seed(0)
-    return request.param, build_model(SIZE, "none", backbone=request.param)
+def built(request, model_of):
+    return request.param, model_of(request.param)
 
 
 def trainable_names(model):
@@ -82,8 +95,8 @@ def test_gradcam_default_layer_is_the_feature_map_the_head_pools(built):
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_the_saved_model_records_its_backbone_and_predicts_the_same(name, tmp_path):
-    model = build_model(SIZE, "none", backbone=name)
+def test_the_saved_model_records_its_backbone_and_predicts_the_same(name, model_of, tmp_path):
+    model = model_of(name)
     path = tmp_path / "model.keras"
     save_model(model, Preprocessing(SIZE, "samplewise"), path, name)
     assert read_record(path)["backbone"] == name
